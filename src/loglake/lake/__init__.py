@@ -1,0 +1,1 @@
+"""The lake: Delta tables of runs, params, metrics and facts, written atomically."""

@@ -1,0 +1,1 @@
+"""Parsers: turn decoded log lines into records (metrics, params, status, facts)."""

@@ -1,0 +1,89 @@
+"""The parser protocol: what a team implements to teach loglake a new log shape.
+
+A parser sees a file as a stream of batches of decoded lines. Whatever it must remember
+between batches lives in ``state``, a JSON-serializable dict the pipeline checkpoints,
+so a restart resumes mid-file with the parser exactly where it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from loglake.parse.records import Emitter
+
+
+@dataclass(slots=True)
+class LineBatch:
+    """Decoded lines of one file, in order.
+
+    ``texts`` are clean text (envelope removed, ANSI escapes stripped, carriage-return
+    redraws collapsed to their final state); ``offsets`` are the byte offsets of each line
+    in the source; ``ts`` holds the envelope's timestamps (epoch seconds) or ``None`` when
+    the envelope has none (then parsers may read a timestamp printed in the line).
+    """
+
+    texts: list[str]
+    offsets: list[int]
+    ts: list[float | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """What a parser may know about the file it parses (for detection and context)."""
+
+    path: str
+    head: tuple[str, ...] = ()  # the first decoded lines, for detection rules
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """A log parser. ``name`` and ``version`` are recorded on every row it produces."""
+
+    name: str
+    version: str
+    #: lower runs first; specific parsers claim their lines before the generic fallback
+    priority: int
+
+    def detect(self, info: FileInfo) -> bool:
+        """Whether this parser applies to the file (path glob, first lines)."""
+        ...
+
+    def new_state(self) -> dict[str, Any]:
+        """Fresh JSON-serializable state for a new file."""
+        ...
+
+    def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
+        """Extract records from a batch of lines, updating ``state`` in place."""
+        ...
+
+    def finalize(self, state: dict[str, Any], out: Emitter, *, idle: bool) -> None:
+        """Called at the current end of the file.
+
+        ``idle`` is true when the file has not grown for longer than the job-end timeout
+        (the job is over); a parser can then report a final status.
+        """
+        ...
+
+
+class BaseParser:
+    """Convenience base with no-op defaults; subclasses set name/version/priority."""
+
+    name = "unnamed"
+    version = "1"
+    priority = 50
+
+    def detect(self, info: FileInfo) -> bool:
+        return True
+
+    def new_state(self) -> dict[str, Any]:
+        return {}
+
+    def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
+        raise NotImplementedError
+
+    def finalize(self, state: dict[str, Any], out: Emitter, *, idle: bool) -> None:
+        return None

@@ -1,0 +1,234 @@
+"""The record sink parsers write into.
+
+Parsers call one method per fact they find; each call appends to plain column lists
+(no object per record), because the hot path may see millions of metric points and the
+lake writer turns these lists straight into Arrow arrays.
+
+``sub`` names a sub-run inside a log: one log of a hyperparameter search holds many
+trials, each its own run (e.g. ``sub="trial-3"``); ``None`` is the log's own run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Facts a parser may report about a run; these become columns of the ``runs`` table.
+# Any other fact key lands in the run's ``env`` JSON column.
+RUN_FACT_KEYS = (
+    "framework",
+    "command",
+    "git_commit",
+    "git_branch",
+    "host",
+    "user",
+    "start_time",
+    "end_time",
+    "exit_code",
+)
+
+STATUSES = ("running", "completed", "failed", "killed", "pruned", "unknown")
+
+
+@dataclass(slots=True)
+class Columns:
+    """Append-only column lists for one record kind."""
+
+    names: tuple[str, ...]
+    data: dict[str, list[Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.data = {n: [] for n in self.names}
+
+    def __len__(self) -> int:
+        return len(self.data[self.names[0]])
+
+    def clear(self) -> None:
+        for values in self.data.values():
+            values.clear()
+
+
+class Emitter:
+    """Collects what parsers extract from one file (or one batch of it).
+
+    Every method takes ``offset``: the byte offset of the line in the source, which is
+    the record's provenance and, with the source fingerprint, its identity.
+
+    ``claim_lines``: when a specific parser emits a metric or param for a line, the line is
+    claimed so the generic fallback parser does not report the same value twice.
+    """
+
+    def __init__(self) -> None:
+        self.parser = ""  # "name@version" of the parser now running; set by the pipeline
+        self.claim_lines = False
+        self.claimed: set[int] = set()
+        self.metrics = Columns(("sub", "key", "value", "step", "epoch", "ts", "offset", "parser"))
+        self.params = Columns(("sub", "key", "value", "offset", "parser"))
+        self.statuses = Columns(("sub", "status", "reason", "error", "offset", "parser"))
+        self.facts = Columns(("sub", "key", "value", "offset", "parser"))
+        self.packages = Columns(("sub", "name", "version", "offset", "parser"))
+        self.datasets = Columns(
+            ("sub", "name", "path", "split", "rows", "cols", "fingerprint", "offset", "parser")
+        )
+        self.artifacts = Columns(("sub", "path", "kind", "offset", "parser"))
+        self.subruns = Columns(("sub", "name", "experiment", "offset", "parser"))
+        self.errors = Columns(("offset", "message", "line", "parser"))
+        self.last_metric_offset = -1
+
+    # -- what parsers call -------------------------------------------------------------
+
+    def metric(
+        self,
+        key: str,
+        value: float,
+        offset: int,
+        *,
+        step: int | None = None,
+        epoch: float | None = None,
+        ts: float | None = None,
+        sub: str | None = None,
+    ) -> None:
+        """A metric value; keep the log's own numbering: ``step`` or ``epoch`` as printed."""
+        d = self.metrics.data
+        d["sub"].append(sub)
+        d["key"].append(key)
+        d["value"].append(value)
+        d["step"].append(step)
+        d["epoch"].append(epoch)
+        d["ts"].append(ts)
+        d["offset"].append(offset)
+        d["parser"].append(self.parser)
+        if offset > self.last_metric_offset:
+            self.last_metric_offset = offset
+        if self.claim_lines:
+            self.claimed.add(offset)
+
+    def param(self, key: str, value: Any, offset: int, *, sub: str | None = None) -> None:
+        d = self.params.data
+        d["sub"].append(sub)
+        d["key"].append(key)
+        d["value"].append(value)
+        d["offset"].append(offset)
+        d["parser"].append(self.parser)
+        if self.claim_lines:
+            self.claimed.add(offset)
+
+    def status(
+        self,
+        status: str,
+        offset: int,
+        *,
+        reason: str | None = None,
+        error: str | None = None,
+        sub: str | None = None,
+    ) -> None:
+        """A status observation; the run's status is resolved from all of them at the end."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+        d = self.statuses.data
+        d["sub"].append(sub)
+        d["status"].append(status)
+        d["reason"].append(reason)
+        d["error"].append(error)
+        d["offset"].append(offset)
+        d["parser"].append(self.parser)
+
+    def fact(self, key: str, value: Any, offset: int, *, sub: str | None = None) -> None:
+        """A fact about the run: code (git_commit, command), host, start/end time, env."""
+        d = self.facts.data
+        d["sub"].append(sub)
+        d["key"].append(key)
+        d["value"].append(value)
+        d["offset"].append(offset)
+        d["parser"].append(self.parser)
+
+    def package(self, name: str, version: str, offset: int, *, sub: str | None = None) -> None:
+        d = self.packages.data
+        d["sub"].append(sub)
+        d["name"].append(name)
+        d["version"].append(version)
+        d["offset"].append(offset)
+        d["parser"].append(self.parser)
+
+    def dataset(
+        self,
+        offset: int,
+        *,
+        name: str | None = None,
+        path: str | None = None,
+        split: str | None = None,
+        rows: int | None = None,
+        cols: int | None = None,
+        fingerprint: str | None = None,
+        sub: str | None = None,
+    ) -> None:
+        d = self.datasets.data
+        d["sub"].append(sub)
+        d["name"].append(name)
+        d["path"].append(path)
+        d["split"].append(split)
+        d["rows"].append(rows)
+        d["cols"].append(cols)
+        d["fingerprint"].append(fingerprint)
+        d["offset"].append(offset)
+        d["parser"].append(self.parser)
+
+    def artifact(
+        self, path: str, offset: int, *, kind: str | None = None, sub: str | None = None
+    ) -> None:
+        d = self.artifacts.data
+        d["sub"].append(sub)
+        d["path"].append(path)
+        d["kind"].append(kind)
+        d["offset"].append(offset)
+        d["parser"].append(self.parser)
+
+    def subrun(
+        self,
+        sub: str,
+        offset: int,
+        *,
+        name: str | None = None,
+        experiment: str | None = None,
+    ) -> None:
+        """Declare a run inside this log (a trial of a search); records name it by ``sub``."""
+        d = self.subruns.data
+        d["sub"].append(sub)
+        d["name"].append(name)
+        d["experiment"].append(experiment)
+        d["offset"].append(offset)
+        d["parser"].append(self.parser)
+
+    def error(self, offset: int, message: str, line: str = "") -> None:
+        """A parser problem on one line: data for ``parse_errors``, not an exception."""
+        d = self.errors.data
+        d["offset"].append(offset)
+        d["message"].append(message)
+        d["line"].append(line[:500])
+        d["parser"].append(self.parser)
+
+    # -- what the pipeline calls ---------------------------------------------------------
+
+    def is_claimed(self, offset: int) -> bool:
+        return offset in self.claimed
+
+    def tables(self) -> dict[str, Columns]:
+        return {
+            "metrics": self.metrics,
+            "params": self.params,
+            "statuses": self.statuses,
+            "facts": self.facts,
+            "packages": self.packages,
+            "datasets": self.datasets,
+            "artifacts": self.artifacts,
+            "subruns": self.subruns,
+            "errors": self.errors,
+        }
+
+    def count(self) -> int:
+        return sum(len(c) for c in self.tables().values())
+
+    def clear(self) -> None:
+        for c in self.tables().values():
+            c.clear()
+        self.claimed.clear()
