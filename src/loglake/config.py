@@ -1,0 +1,177 @@
+"""Configuration: one TOML file validated by pydantic, embedded defaults, LOGLAKE_* overrides.
+
+Every error names the key and the fix (Vector's `validate`), and exits 78 so systemd does not
+restart-loop on a typo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from loglake.errors import ConfigError
+
+ENV_PREFIX = "LOGLAKE_"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"21d"``."""
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m, 2h, 21d")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(_Model):
+    """A place logs come from, and how its paths map to runs."""
+
+    name: str = "logs"
+    paths: list[str] = Field(default_factory=lambda: ["./logs"])
+    include: list[str] = Field(
+        default_factory=lambda: ["*.log", "*.out", "*.err", "*.txt", "*.jsonl", "*.gz"]
+    )
+    exclude: list[str] = Field(default_factory=list)
+    #: e.g. "{namespace}_{run}-{rank}_{uid}/{container}/{restart}.log", relative to a path root
+    template: str | None = None
+    namespace: str = "default"
+    #: parsers this source always uses (by name), on top of auto-detection
+    parsers: list[str] = Field(default_factory=list)
+    auto_detect: bool = True
+    observer: Literal["native", "polling"] = "native"
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("template")
+    @classmethod
+    def _check_template(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from loglake.runs.template import compile_template
+
+        compile_template(v)  # raises ValueError with the fix
+        return v
+
+
+class IndexConfig(_Model):
+    jobs: int = Field(0, ge=0, description="worker processes; 0 = one per core")
+    max_line_bytes: int = Field(1 << 20, ge=1024)
+    #: a log not modified for this long is finished (its job ended)
+    job_end_timeout: str = "5m"
+    #: flush to the lake when this many records are buffered
+    flush_records: int = Field(1_000_000, ge=1)
+
+    @field_validator("job_end_timeout")
+    @classmethod
+    def _dur(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+class ParsersConfig(_Model):
+    dirs: list[str] = Field(default_factory=list)
+    disable: list[str] = Field(default_factory=list)
+    regex_timeout: float = Field(0.05, gt=0)
+
+
+class Config(_Model):
+    lake: str = "./lake"
+    #: checkpoints and spool; default: <lake>/_loglake for a local lake, else a user cache dir
+    state_dir: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig()])
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    parsers: ParsersConfig = Field(default_factory=ParsersConfig)
+
+    def state_path(self) -> Path:
+        if self.state_dir:
+            return Path(self.state_dir).expanduser()
+        if "://" not in self.lake or self.lake.startswith("file://"):
+            return Path(self.lake.removeprefix("file://")).expanduser() / "_loglake"
+        digest = hashlib.sha256(self.lake.encode()).hexdigest()[:12]
+        base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+        return base / "loglake" / digest
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``LOGLAKE_LAKE=s3://x`` → lake; ``LOGLAKE_INDEX__JOBS=4`` → index.jobs."""
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "LOGLAKE_CONFIG":
+            continue
+        if name.startswith("LOGLAKE_CRASH") or name.startswith("LOGLAKE_TEST"):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _format_error(origin: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            fix = "remove it or check the spelling (see config/loglake.example.toml)"
+        elif kind == "missing":
+            fix = "add it"
+        else:
+            fix = "fix the value"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{origin}: {key}: {msg} — {fix}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load the config: defaults, then the file (if any), then LOGLAKE_* variables."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or environ.get("LOGLAKE_CONFIG")
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path:
+        p = Path(path)
+        origin = str(p)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{p}: config file not found", fix="check the path or omit --config"
+            ) from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}", fix="fix the syntax") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: cannot read config: {e}", fix="check permissions") from None
+    overrides = _env_overrides(environ)
+    if overrides:
+        data = _merge(data, overrides)
+        origin = f"{origin} + LOGLAKE_* environment"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(origin, e)) from None

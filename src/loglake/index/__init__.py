@@ -1,0 +1,1 @@
+"""The batch indexer: existing logs in, lake rows out."""

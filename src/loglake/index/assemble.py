@@ -1,0 +1,201 @@
+"""Turning a file's emitted records into lake rows (Arrow tables), with run ids and provenance."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from loglake.lake.schema import SCHEMAS
+from loglake.parse.records import Emitter
+from loglake.parse.values import to_number
+from loglake.runs.identity import RunIdentity
+from loglake.runs.summary import resolve_status, split_facts
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "false"):
+            return 1.0 if low == "true" else 0.0
+        return to_number(value)
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float) or value is None:
+        return str(value)
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _ts(value: float | None) -> datetime | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+class RunResolver:
+    """Maps an emitter's ``sub`` (None or e.g. ``trial-3``) to a run identity."""
+
+    def __init__(self, base: RunIdentity, summaries: dict[str, dict[str, Any]]) -> None:
+        self.base = base
+        self.summaries = summaries
+        self._cache: dict[str | None, RunIdentity] = {None: base}
+
+    def identity(self, sub: str | None) -> RunIdentity:
+        ident = self._cache.get(sub)
+        if ident is None:
+            meta = self.summaries.get(sub or "", {})
+            ident = self.base.child(sub or "", experiment=meta.get("experiment"))
+            self._cache[sub] = ident
+        return ident
+
+    def run_id(self, sub: str | None) -> str:
+        return self.identity(sub).run_id
+
+
+def _table(name: str, cols: dict[str, list[Any]]) -> pa.Table:
+    schema = SCHEMAS[name]
+    arrays = [pa.array(cols[f.name], type=f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def record_tables(
+    out: Emitter,
+    resolver: RunResolver,
+    *,
+    source_fp: str,
+    source_path: str,
+    observed_at: datetime,
+) -> dict[str, pa.Table]:
+    """Rows for every record table (not ``runs``: see ``run_rows``)."""
+    ns = resolver.base.namespace
+    tables: dict[str, pa.Table] = {}
+
+    def common(subs: list[str | None], n: int) -> dict[str, list[Any]]:
+        return {
+            "run_id": [resolver.run_id(s) for s in subs],
+            "namespace": [ns] * n,
+            "source_fp": [source_fp] * n,
+        }
+
+    m = out.metrics.data
+    if m["key"]:
+        n = len(m["key"])
+        cols = common(m["sub"], n)
+        cols.update(
+            key=m["key"],
+            value=[float(v) for v in m["value"]],
+            step=m["step"],
+            epoch=[None if e is None else float(e) for e in m["epoch"]],
+            ts=[_ts(t) for t in m["ts"]],
+            offset=m["offset"],
+            parser=m["parser"],
+        )
+        tables["metrics"] = _table("metrics", cols)
+    p = out.params.data
+    if p["key"]:
+        n = len(p["key"])
+        cols = common(p["sub"], n)
+        cols.update(
+            key=p["key"],
+            value=[_text(v) for v in p["value"]],
+            value_num=[_num(v) for v in p["value"]],
+            offset=p["offset"],
+            parser=p["parser"],
+        )
+        tables["params"] = _table("params", cols)
+    k = out.packages.data
+    if k["name"]:
+        cols = common(k["sub"], len(k["name"]))
+        cols.update(name=k["name"], version=k["version"], offset=k["offset"], parser=k["parser"])
+        tables["packages"] = _table("packages", cols)
+    d = out.datasets.data
+    if d["offset"]:
+        cols = common(d["sub"], len(d["offset"]))
+        for f in ("name", "path", "split", "rows", "cols", "fingerprint", "offset", "parser"):
+            cols[f] = d[f]
+        tables["datasets"] = _table("datasets", cols)
+    a = out.artifacts.data
+    if a["path"]:
+        cols = common(a["sub"], len(a["path"]))
+        cols.update(path=a["path"], kind=a["kind"], offset=a["offset"], parser=a["parser"])
+        tables["artifacts"] = _table("artifacts", cols)
+    e = out.errors.data
+    if e["offset"]:
+        n = len(e["offset"])
+        tables["parse_errors"] = _table(
+            "parse_errors",
+            {
+                "source_path": [source_path] * n,
+                "message": e["message"],
+                "line": e["line"],
+                "observed_at": [observed_at] * n,
+                "source_fp": [source_fp] * n,
+                "offset": e["offset"],
+                "parser": e["parser"],
+            },
+        )
+    return tables
+
+
+def run_rows(
+    resolver: RunResolver,
+    *,
+    source_fp: str,
+    source_path: str,
+    end_offset: int,
+    lines: int,
+    nbytes: int,
+    observed_at: datetime,
+    parsers: str,
+) -> pa.Table:
+    """One observation row per run this file speaks for (the file's run and its sub-runs)."""
+    rows: dict[str, list[Any]] = {f.name: [] for f in SCHEMAS["runs"]}
+    base_id = resolver.base.run_id
+    subs: list[str | None] = [None] + sorted(k for k in resolver.summaries if k)
+    for sub in subs:
+        summary = resolver.summaries.get(sub or "") or {}
+        ident = resolver.identity(sub)
+        status, reason, error = resolve_status(summary) if summary else ("unknown", None, None)
+        cols, env = split_facts(summary.get("facts", {}))
+        exit_code = cols.get("exit_code")
+        rows["run_id"].append(ident.run_id)
+        rows["namespace"].append(ident.namespace)
+        rows["experiment"].append(ident.experiment)
+        rows["run"].append(ident.run)
+        rows["parent_run_id"].append(base_id if sub else None)
+        rows["rank"].append(ident.rank)
+        rows["status"].append(status)
+        rows["status_reason"].append(reason)
+        rows["error"].append(error)
+        rows["start_time"].append(_ts(summary.get("start")))
+        rows["end_time"].append(_ts(summary.get("end")))
+        for f in ("framework", "command", "git_commit", "git_branch", "host", "user"):
+            v = cols.get(f)
+            rows[f].append(None if v is None else str(v))
+        rows["exit_code"].append(None if exit_code is None else int(float(exit_code)))
+        rows["env"].append(json.dumps(env, sort_keys=True, default=str) if env else None)
+        rows["source_path"].append(source_path)
+        rows["lines"].append(lines if not sub else None)
+        rows["bytes"].append(nbytes if not sub else None)
+        rows["observed_at"].append(observed_at)
+        rows["source_fp"].append(source_fp)
+        rows["offset"].append(end_offset)
+        rows["parser"].append(parsers)
+    return _table("runs", rows)

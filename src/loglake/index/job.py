@@ -1,0 +1,223 @@
+"""Indexing one file: from its checkpoint to the current end, in bounded-memory chunks.
+
+Runs in a worker process; everything it returns is plain data (Arrow tables, JSON-able
+checkpoint entries) so it can cross a process boundary. The checkpoint entry it returns is
+applied by the lake writer only after the rows it covers are committed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from loglake.index.assemble import RunResolver, record_tables, run_rows
+from loglake.lake.schema import SCHEMAS
+from loglake.parse.base import FileInfo, LineBatch
+from loglake.parse.pipeline import FileParsers
+from loglake.parse.records import Emitter
+from loglake.parse.registry import Registry
+from loglake.runs.identity import RunIdentity
+from loglake.runs.summary import absorb
+from loglake.tail.cleanup import clean_lines
+from loglake.tail.envelope import EnvelopeDecoder, detect_envelope
+from loglake.tail.fingerprint import tail_hash
+from loglake.tail.reader import read_lines
+
+HEAD_LINES = 200
+FLAG_INVALID_UTF8 = 1
+
+
+@dataclass
+class FileTask:
+    """What the coordinator knows about a file before handing it to a worker."""
+
+    path: str
+    fp: str
+    fp_len: int
+    size: int
+    mtime: float
+    identity: RunIdentity
+    routed: tuple[str, ...] = ()
+    auto_detect: bool = True
+    checkpoint: dict[str, Any] | None = None
+    idle: bool = True
+    max_line: int = 1 << 20
+    flush_records: int = 1_000_000
+
+
+@dataclass
+class ChunkResult:
+    fp: str
+    path: str
+    tables: dict[str, pa.Table]
+    checkpoint: dict[str, Any]
+    stats: dict[str, int] = field(default_factory=dict)
+    final: bool = False
+
+
+def _start_offset(task: FileTask) -> tuple[int, dict[str, Any] | None]:
+    """Where to resume, trusting a saved offset only if the bytes before it still match."""
+    cp = task.checkpoint
+    if not cp:
+        return 0, None
+    off = int(cp.get("offset", 0))
+    if off > task.size:
+        return 0, None  # truncated since: re-read from the start
+    if off and cp.get("tail") and tail_hash(task.path, off) != cp["tail"]:
+        return 0, None
+    return off, cp
+
+
+def _gap_table(path: str, fp: str, gaps: list[tuple[str, int, int, str]], now: datetime) -> pa.Table:
+    n = len(gaps)
+    cols = {
+        "source_path": [path] * n,
+        "kind": [g[0] for g in gaps],
+        "offset": [g[1] for g in gaps],
+        "bytes": [g[2] for g in gaps],
+        "detail": [g[3] for g in gaps],
+        "observed_at": [now] * n,
+        "source_fp": [fp] * n,
+    }
+    schema = SCHEMAS["gaps"]
+    return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in schema], schema=schema)
+
+
+def _concat(parts: dict[str, list[pa.Table]]) -> dict[str, pa.Table]:
+    return {k: pa.concat_tables(v) if len(v) > 1 else v[0] for k, v in parts.items() if v}
+
+
+def index_file(task: FileTask, registry: Registry) -> Iterator[ChunkResult]:
+    """Parse ``task.path`` from its checkpoint to its end, yielding chunks of lake rows."""
+    start, cp = _start_offset(task)
+    if cp and start == task.size and (cp.get("idle_final") or not task.idle):
+        return  # nothing new: re-running the indexer adds nothing
+    envelope_kind = (cp or {}).get("envelope")
+    head: list[str] = []
+    if envelope_kind is None or cp is None:
+        first: list[bytes] = []
+        for rb in read_lines(task.path, 0, max_line=task.max_line, chunk=1 << 16, final=True):
+            first.extend(rb.lines)
+            if len(first) >= HEAD_LINES:
+                break
+        envelope_kind = detect_envelope(first[:HEAD_LINES])
+        dec = EnvelopeDecoder(envelope_kind)
+        head = clean_lines(dec.decode_lines(first[:HEAD_LINES]))[0]
+    info = FileInfo(path=task.path, head=tuple(head))
+    if cp and cp.get("parser_names"):
+        chosen = [registry.get(n) for n in cp["parser_names"] if n in registry.entries]
+    else:
+        chosen = registry.select(info, task.routed, auto_detect=task.auto_detect)
+    parsers = FileParsers(chosen, (cp or {}).get("parsers"))
+    summaries: dict[str, dict[str, Any]] = (cp or {}).get("summaries") or {}
+    decoder = EnvelopeDecoder(envelope_kind, (cp or {}).get("envelope_state"))
+    resolver = RunResolver(task.identity, summaries)
+    out = Emitter()
+    lines_total = int((cp or {}).get("lines", 0))
+    parser_list = ",".join(f"{p.name}@{p.version}" for p in parsers.parsers)
+    offset = start
+    pending: dict[str, list[pa.Table]] = {}
+    gaps: list[tuple[str, int, int, str]] = []
+
+    def entry(idle_final: bool) -> dict[str, Any]:
+        return {
+            "path": task.path,
+            "fp_len": task.fp_len,
+            "offset": offset,
+            "tail": tail_hash(task.path, offset) if offset else None,
+            "size": task.size,
+            "mtime": task.mtime,
+            "envelope": envelope_kind,
+            "envelope_state": decoder.state,
+            "parser_names": [p.name for p in parsers.parsers],
+            "parsers": parsers.snapshot(),
+            "summaries": summaries,
+            "run": {
+                "namespace": task.identity.namespace,
+                "experiment": task.identity.experiment,
+                "run": task.identity.run,
+                "rank": task.identity.rank,
+            },
+            "lines": lines_total,
+            "idle_final": idle_final,
+        }
+
+    def drain(final: bool) -> ChunkResult:
+        now = datetime.now(tz=UTC)
+        absorb(summaries, out, final=final)
+        tables = record_tables(
+            out, resolver, source_fp=task.fp, source_path=task.path, observed_at=now
+        )
+        for name, t in tables.items():
+            pending.setdefault(name, []).append(t)
+        if gaps:
+            pending.setdefault("gaps", []).append(_gap_table(task.path, task.fp, gaps, now))
+        pending.setdefault("runs", []).append(
+            run_rows(
+                resolver,
+                source_fp=task.fp,
+                source_path=task.path,
+                end_offset=offset,
+                lines=lines_total,
+                nbytes=offset,
+                observed_at=now,
+                parsers=parser_list,
+            )
+        )
+        stats = {
+            "metrics": len(out.metrics),
+            "params": len(out.params),
+            "errors": len(out.errors),
+            "gaps": len(gaps),
+        }
+        result = ChunkResult(
+            fp=task.fp,
+            path=task.path,
+            tables=_concat(pending),
+            checkpoint=entry(final and task.idle),
+            stats=stats,
+            final=final,
+        )
+        out.clear()
+        pending.clear()
+        gaps.clear()
+        return result
+
+    prev_offset = offset
+    for rb in read_lines(task.path, start, max_line=task.max_line, final=task.idle):
+        decoded = decoder.feed(rb)
+        texts, flags = clean_lines(decoded.lines)
+        for g in rb.gaps:
+            gaps.append((g.kind, g.offset, g.bytes, g.detail))
+        if any(flags):
+            for off, fl in zip(decoded.offsets, flags, strict=True):
+                if fl & FLAG_INVALID_UTF8:
+                    gaps.append(("invalid_utf8", off, 0, "decoded with replacement characters"))
+        batch = LineBatch(texts=texts, offsets=decoded.offsets, ts=decoded.ts)
+        parsers.feed(batch, out)
+        lines_total += len(texts)
+        offset = rb.end_offset
+        if out.count() >= task.flush_records:
+            yield drain(final=False)
+    # Reset the end-of-file verdicts: this finalize replaces any earlier one.
+    for s in summaries.values():
+        s["final"] = None
+    parsers.finalize(out, idle=task.idle, offset=max(offset - 1, 0))
+    stats_bytes = offset - prev_offset
+    result = drain(final=True)
+    result.stats["bytes"] = stats_bytes
+    result.stats["lines"] = lines_total
+    yield result
+
+
+def file_mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return time.time()

@@ -1,0 +1,292 @@
+"""The batch indexer: discover files, parse them on every core, commit rows exactly once.
+
+Workers parse; the coordinating process is the only writer. Chunks of rows cross back over a
+bounded queue (a slow lake pauses the workers instead of filling memory), are grouped, and are
+committed with their checkpoints by the lake writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from loglake.config import Config, parse_duration
+from loglake.errors import LoglakeError
+from loglake.index.discover import discover
+from loglake.index.job import ChunkResult, FileTask, index_file
+from loglake.lake.checkpoint import CheckpointStore, StateLock
+from loglake.lake.writer import LakeWriter
+from loglake.parse.registry import Registry, load_registry
+from loglake.runs.identity import resolve
+from loglake.tail.fingerprint import identify
+
+log = logging.getLogger(__name__)
+
+# Spawned workers start slowly (~0.3 s); below this much input one process is faster.
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+@dataclass
+class IndexReport:
+    files_seen: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    runs: set[str] = field(default_factory=set)
+    metrics: int = 0
+    params: int = 0
+    parse_errors: int = 0
+    gaps: int = 0
+    bytes: int = 0
+    lines: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)  # one line each, naming the file
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"indexed {self.files_indexed} file(s) ({self.files_unchanged} unchanged) · "
+            f"{len(self.runs)} run(s) · {self.metrics:,} metrics · {self.params:,} params · "
+            f"{self.parse_errors} parse error(s) · {len(self.failures)} failed file(s) · "
+            f"{self.bytes / 1e6:,.1f} MB in {self.seconds:.2f}s ({self.mb_per_s:,.1f} MB/s)"
+        )
+
+
+def _registry_for(config: Config, routed: set[str]) -> Registry:
+    return load_registry(
+        config.parsers.dirs,
+        disable=config.parsers.disable,
+        regex_timeout=config.parsers.regex_timeout,
+        routed=routed,
+    )
+
+
+def plan(
+    config: Config, args: list[str], store: CheckpointStore, *, finished: bool, now: float
+) -> tuple[list[FileTask], list[str], int]:
+    """Tasks for files with something new; failures (one line each); unchanged count."""
+    found, missing = discover(args, config)
+    failures = [m.message for m in missing]
+    timeout = parse_duration(config.index.job_end_timeout)
+    checkpoints = store.load()
+    tasks: list[FileTask] = []
+    unchanged = 0
+    for f in found:
+        try:
+            st = os.stat(f.path)
+            ident = identify(f.path)
+        except PermissionError:
+            failures.append(f"{f.path}: permission denied — make it readable by this user")
+            continue
+        except OSError as e:
+            failures.append(f"{f.path}: cannot read: {e.strerror or e}")
+            continue
+        if ident is None:
+            continue  # empty file: nothing to say yet
+        identity = resolve(
+            f.path, root=f.root, template=f.source.template, namespace=f.source.namespace
+        )
+        if identity is None:
+            failures.append(
+                f"{f.path}: does not match the source template {f.source.template!r} — "
+                "fix the template or exclude the file"
+            )
+            continue
+        idle = finished or (now - st.st_mtime) >= timeout
+        cp = checkpoints.get(ident.fp)
+        if cp and cp.get("offset") == st.st_size and (cp.get("idle_final") or not idle):
+            unchanged += 1
+            continue
+        tasks.append(
+            FileTask(
+                path=f.path,
+                fp=ident.fp,
+                fp_len=ident.fp_len,
+                size=st.st_size,
+                mtime=st.st_mtime,
+                identity=identity,
+                routed=tuple(f.source.parsers),
+                auto_detect=f.source.auto_detect,
+                checkpoint=cp,
+                idle=idle,
+                max_line=config.index.max_line_bytes,
+                flush_records=config.index.flush_records,
+            )
+        )
+    return tasks, failures, unchanged
+
+
+# -- worker side ----------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(config: Config, routed: set[str], q: Any) -> None:
+    logging.basicConfig(level=logging.WARNING, format="loglake: %(message)s")
+    _WORKER["registry"] = _registry_for(config, routed)
+    _WORKER["queue"] = q
+
+
+def _worker_run(task: FileTask) -> None:
+    q = _WORKER["queue"]
+    try:
+        for chunk in index_file(task, _WORKER["registry"]):
+            q.put(("chunk", chunk))
+    except LoglakeError as e:
+        q.put(("error", f"{task.path}: {e.one_line()}"))
+    except Exception as e:  # noqa: BLE001 - a file failing must not stop the batch
+        q.put(("error", f"{task.path}: {type(e).__name__}: {e}"))
+    q.put(("done", task.path))
+
+
+# -- coordinator ----------------------------------------------------------------------------
+
+
+class _Batcher:
+    """Groups chunks from many files into one lake commit (fewer, larger Parquet files)."""
+
+    def __init__(self, writer: LakeWriter, flush_records: int, report: IndexReport) -> None:
+        self.writer = writer
+        self.flush_records = flush_records
+        self.report = report
+        self.tables: dict[str, list[pa.Table]] = {}
+        self.checkpoints: dict[str, dict[str, Any]] = {}
+        self.rows = 0
+
+    def add(self, chunk: ChunkResult) -> None:
+        for name, t in chunk.tables.items():
+            self.tables.setdefault(name, []).append(t)
+            self.rows += t.num_rows
+        self.checkpoints[chunk.fp] = chunk.checkpoint
+        r = self.report
+        r.metrics += chunk.stats.get("metrics", 0)
+        r.params += chunk.stats.get("params", 0)
+        r.parse_errors += chunk.stats.get("errors", 0)
+        r.gaps += chunk.stats.get("gaps", 0)
+        runs = chunk.tables.get("runs")
+        if runs is not None:
+            r.runs.update(runs.column("run_id").to_pylist())
+        if chunk.final:
+            r.files_indexed += 1
+            r.lines += chunk.stats.get("lines", 0)
+        if self.rows >= self.flush_records:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.checkpoints:
+            return
+        tables = {k: pa.concat_tables(v) for k, v in self.tables.items() if v}
+        self.writer.commit(tables, self.checkpoints)
+        self.tables, self.checkpoints, self.rows = {}, {}, 0
+
+
+def run_index(
+    config: Config,
+    args: list[str],
+    *,
+    jobs: int | None = None,
+    finished: bool = False,
+    progress: Callable[[int, int, int, int], None] | None = None,
+) -> IndexReport:
+    """Index ``args`` (or the configured sources) into the lake; returns what happened.
+
+    ``progress(bytes_done, bytes_total, files_done, files_total)`` is called as work completes.
+    """
+    started = time.monotonic()
+    report = IndexReport()
+    state = config.state_path()
+    state.mkdir(parents=True, exist_ok=True)
+    routed = {n for s in config.sources for n in s.parsers}
+    with StateLock(state):
+        store = CheckpointStore(state)
+        writer = LakeWriter(
+            config.lake,
+            state,
+            writer_id=f"index-{socket.gethostname()}",
+            storage_options=config.storage_options or None,
+            checkpoints=store,
+        )
+        writer.recover()
+        tasks, failures, unchanged = plan(config, args, store, finished=finished, now=time.time())
+        report.failures.extend(failures)
+        report.files_unchanged = unchanged
+        report.files_seen = len(tasks) + unchanged
+        total_bytes = sum(t.size for t in tasks)
+        batcher = _Batcher(writer, config.index.flush_records, report)
+        n_jobs = jobs if jobs is not None else config.index.jobs
+        n_jobs = n_jobs or os.cpu_count() or 1
+        n_jobs = max(1, min(n_jobs, len(tasks)))
+        done_bytes = 0
+        done_files = 0
+        if progress:
+            progress(0, total_bytes, 0, len(tasks))
+        if n_jobs == 1 or total_bytes < PARALLEL_MIN_BYTES:
+            registry = _registry_for(config, routed)
+            for task in tasks:
+                try:
+                    for chunk in index_file(task, registry):
+                        batcher.add(chunk)
+                        report.bytes += chunk.stats.get("bytes", 0)
+                except LoglakeError as e:
+                    report.failures.append(f"{task.path}: {e.one_line()}")
+                except Exception as e:  # noqa: BLE001
+                    report.failures.append(f"{task.path}: {type(e).__name__}: {e}")
+                done_bytes += task.size
+                done_files += 1
+                if progress:
+                    progress(done_bytes, total_bytes, done_files, len(tasks))
+        else:
+            ctx = mp.get_context("spawn")
+            q = ctx.Queue(maxsize=n_jobs * 4)
+            sizes = {t.path: t.size for t in tasks}
+            with ctx.Pool(n_jobs, initializer=_worker_init, initargs=(config, routed, q)) as pool:
+                results = [
+                    pool.apply_async(_worker_run, (task,))
+                    for task in sorted(tasks, key=lambda t: -t.size)
+                ]
+                pending = len(tasks)
+                while pending:
+                    try:
+                        kind, payload = q.get(timeout=1.0)
+                    except queue_mod.Empty:
+                        if all(r.ready() for r in results):
+                            # A worker died hard (killed): its files never reported back.
+                            report.failures.append(
+                                f"{pending} file(s) lost a worker process (killed?) — re-run "
+                                "`loglake index`: it resumes from the last commit"
+                            )
+                            break
+                        continue
+                    if kind == "chunk":
+                        batcher.add(payload)
+                        report.bytes += payload.stats.get("bytes", 0)
+                    elif kind == "error":
+                        report.failures.append(payload)
+                    elif kind == "done":
+                        pending -= 1
+                        done_bytes += sizes.get(payload, 0)
+                        done_files += 1
+                        if progress:
+                            progress(done_bytes, total_bytes, done_files, len(tasks))
+                pool.close()
+                pool.join()
+        batcher.flush()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def print_failures(report: IndexReport) -> None:
+    for line in report.failures:
+        print(f"loglake: error: {line}", file=sys.stderr)

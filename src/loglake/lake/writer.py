@@ -1,0 +1,290 @@
+"""Exactly-once flushes into the lake, and checkpoints that move only after them.
+
+One flush = rows for several tables + the checkpoint entries those rows complete. Its life:
+
+1. it gets a sequence number ``seq``, larger than any this writer used before;
+2. it is spooled to ``state_dir/spool/<seq>/`` (Arrow IPC files + ``checkpoint.json``),
+   fsynced, and marked complete by renaming the directory from ``<seq>.tmp``;
+3. each non-empty table is appended with ``seq`` recorded in the same Delta commit as an
+   app transaction (``app_id = loglake:<writer_id>``); a table whose recorded version is
+   already ``>= seq`` got this flush before a crash and is skipped;
+4. the checkpoint entries are saved, then the spool entry is deleted.
+
+A crash anywhere leaves either an incomplete spool dir (the checkpoint never moved, so the
+source is simply read again) or a complete one that ``recover`` replays with the same skip
+rule — no row lands twice, none is lost. ``LOGLAKE_CRASH_AT`` kills the process at named
+points so tests can prove this with real subprocesses (Dagster's ``debug_crash_flags``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import DeltaError
+
+from loglake.errors import LakeError
+from loglake.lake.checkpoint import CheckpointStore, StateDirError
+from loglake.lake.durable import fsync_dir, fsync_file
+from loglake.lake.schema import PARTITIONS, SCHEMAS
+from loglake.lake.tables import ensure_tables, normalize_lake, table_uri
+
+__all__ = ["CRASH_ENV", "LakeWriter", "conform", "ensure_tables"]
+
+log = logging.getLogger(__name__)
+
+CRASH_ENV = "LOGLAKE_CRASH_AT"
+SPOOL_VERSION = 1
+_MANIFEST = "checkpoint.json"
+_warned_unknown: set[tuple[str, str]] = set()
+
+
+def crash_point(name: str) -> None:
+    """Die like ``kill -9`` here when ``LOGLAKE_CRASH_AT`` names this point (tests only)."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def conform(name: str, table: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Give ``table`` exactly the lake schema of ``name``: missing columns become nulls,
+    types are cast, column order follows the schema and unknown columns are dropped.
+
+    Empty strings in partition columns become null: Delta stores both as null, and a reader
+    going by the directory names would otherwise see ``''`` where Delta sees null.
+    """
+    schema = SCHEMAS[name]
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    present = set(table.column_names)
+    for extra in present.difference(schema.names):
+        if (name, extra) not in _warned_unknown:
+            _warned_unknown.add((name, extra))
+            log.warning("dropping column %r: it is not in the schema of lake table %s", extra, name)
+    partition_cols = PARTITIONS.get(name, [])
+    columns: list[pa.ChunkedArray | pa.Array] = []
+    for field in schema:
+        if field.name not in present:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        col = _cast(table.column(field.name), field, name)
+        if field.name in partition_cols and pa.types.is_string(field.type):
+            col = pc.if_else(pc.equal(col, ""), pa.scalar(None, field.type), col)
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _cast(col: pa.ChunkedArray, field: pa.Field, name: str) -> pa.ChunkedArray:
+    if col.type == field.type:
+        return col
+    # Sub-microsecond timestamps are truncated to the lake's microseconds, not refused.
+    safe = not pa.types.is_timestamp(field.type)
+    try:
+        return col.cast(field.type, safe=safe)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise LakeError(
+            f"column {field.name} of table {name} is {col.type}, which cannot become "
+            f"{field.type}: {exc}",
+            fix="emit values of the schema's type (see loglake/lake/schema.py)",
+        ) from exc
+
+
+class LakeWriter:
+    """Appends flushes to the lake exactly once and then advances the checkpoints.
+
+    One writer per state dir (hold ``StateLock``); several writers with distinct
+    ``writer_id`` may share one lake, since each has its own app transaction id.
+    """
+
+    def __init__(
+        self,
+        lake_uri: str | Path,
+        state_dir: Path,
+        writer_id: str,
+        storage_options: dict[str, str] | None = None,
+        checkpoints: CheckpointStore | None = None,
+    ) -> None:
+        self.lake_uri = normalize_lake(lake_uri)
+        self.state_dir = Path(state_dir)
+        self.writer_id = writer_id
+        self.app_id = f"loglake:{writer_id}"
+        self.storage_options = storage_options
+        self.checkpoints = checkpoints if checkpoints is not None else CheckpointStore(state_dir)
+        self.spool_dir = self.state_dir / "spool"
+        try:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateDirError(
+                f"cannot create the spool dir {self.spool_dir}: {exc.strerror or exc}",
+                fix="make the state dir writable or pass another --state-dir",
+            ) from exc
+        self._tables = ensure_tables(self.lake_uri, storage_options)
+        self._landed = {n: dt.transaction_version(self.app_id) or 0 for n, dt in self._tables.items()}
+        complete, _ = self._spool_entries()
+        self._seq = max([0, *self._landed.values(), *complete])
+        # Complete spool entries must land before any newer flush, or the skip rule would
+        # later discard them as "already written".
+        self._needs_recover = bool(complete)
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def commit(self, tables: dict[str, pa.Table], checkpoint_update: dict[str, Any]) -> int:
+        """Durably append one flush, then apply ``checkpoint_update``; returns its seq."""
+        if self._needs_recover:
+            self.recover()
+        data = {n: conform(n, t) for n, t in tables.items() if t is not None and t.num_rows}
+        self._seq += 1
+        seq = self._seq
+        if not data:
+            self.checkpoints.update(checkpoint_update)
+            return seq
+        entry = self._spool(seq, data, checkpoint_update)
+        crash_point("after_spool")
+        self._needs_recover = True  # until this flush fully lands
+        self._land(seq, self.app_id, data, checkpoint_update, entry)
+        self._needs_recover = False
+        return seq
+
+    def recover(self) -> int:
+        """Replay complete spool entries left by a crash, in order; drop torn ones.
+
+        Call before reading checkpoints: a replayed entry advances them.
+        """
+        complete, torn = self._spool_entries()
+        for path in torn:
+            log.info("removing incomplete spool entry %s (its sources will be re-read)", path)
+            shutil.rmtree(path, ignore_errors=True)
+        for seq in sorted(complete):
+            entry = self.spool_dir / str(seq)
+            manifest = _read_manifest(entry)
+            app_id = manifest["app_id"]
+            data = {
+                n: pa.ipc.open_file(entry / f"{n}.arrow").read_all() for n in manifest["tables"]
+            }
+            # Ask the lake, not memory: a commit that raised may still have landed.
+            for dt in self._tables.values():
+                dt.update_incremental()
+            landed = {n: dt.transaction_version(app_id) or 0 for n, dt in self._tables.items()}
+            if app_id == self.app_id:
+                self._landed = landed
+            log.info("replaying spooled flush %s (%s)", seq, ", ".join(sorted(data)) or "no rows")
+            self._land(seq, app_id, data, manifest["checkpoint"], entry, landed)
+            self._seq = max(self._seq, seq)
+        self._needs_recover = False
+        return len(complete)
+
+    # -- steps -------------------------------------------------------------------------
+
+    def _spool(self, seq: int, data: dict[str, pa.Table], update: dict[str, Any]) -> Path:
+        tmp = self.spool_dir / f"{seq}.tmp"
+        final = self.spool_dir / str(seq)
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+            for name, table in data.items():
+                path = tmp / f"{name}.arrow"
+                options = pa.ipc.IpcWriteOptions(compression="zstd")
+                with pa.OSFile(str(path), "wb") as sink:
+                    with pa.ipc.new_file(sink, table.schema, options=options) as ipc:
+                        ipc.write_table(table)
+                fsync_file(path)
+            manifest = {
+                "version": SPOOL_VERSION,
+                "seq": seq,
+                "app_id": self.app_id,
+                "tables": sorted(data),
+                "checkpoint": update,
+            }
+            (tmp / _MANIFEST).write_text(json.dumps(manifest))
+            fsync_file(tmp / _MANIFEST)
+            fsync_dir(tmp)
+            crash_point("before_spool_rename")
+            os.replace(tmp, final)
+            fsync_dir(self.spool_dir)
+        except OSError as exc:
+            raise StateDirError(
+                f"cannot write the spool entry {final}: {exc.strerror or exc}",
+                fix="free disk space or make the state dir writable",
+            ) from exc
+        return final
+
+    def _land(
+        self,
+        seq: int,
+        app_id: str,
+        data: dict[str, pa.Table],
+        update: dict[str, Any],
+        entry: Path,
+        landed: dict[str, int] | None = None,
+    ) -> None:
+        landed = self._landed if landed is None else landed
+        for name, table in data.items():
+            if landed.get(name, 0) >= seq:
+                log.info("flush %s already in table %s; skipping it", seq, name)
+            else:
+                self._append(name, table, seq, app_id)
+                landed[name] = seq
+            crash_point(f"after_table:{name}")
+        crash_point("after_commit")
+        self.checkpoints.update(update)
+        crash_point("after_checkpoint")
+        shutil.rmtree(entry, ignore_errors=True)
+
+    def _append(self, name: str, table: pa.Table, seq: int, app_id: str) -> None:
+        dt: DeltaTable = self._tables[name]
+        try:
+            write_deltalake(
+                dt,
+                table,
+                mode="append",
+                partition_by=PARTITIONS.get(name),
+                commit_properties=CommitProperties(app_transactions=[Transaction(app_id, seq)]),
+                writer_properties=WriterProperties(compression="ZSTD"),
+            )
+        except (DeltaError, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [repr(exc)])[0]
+            raise LakeError(
+                f"cannot append to lake table {table_uri(self.lake_uri, name)}: {first}",
+                fix="check that the lake is writable and reachable; the flush stays spooled "
+                "and is retried on the next commit or restart",
+            ) from exc
+
+    def _spool_entries(self) -> tuple[list[int], list[Path]]:
+        """Complete entries' seqs, and torn (``.tmp``) entry dirs."""
+        complete: list[int] = []
+        torn: list[Path] = []
+        for path in self.spool_dir.iterdir():
+            if path.name.endswith(".tmp"):
+                torn.append(path)
+            elif path.name.isdigit() and (path / _MANIFEST).exists():
+                complete.append(int(path.name))
+            elif path.name.isdigit():
+                torn.append(path)
+        return complete, torn
+
+
+def _read_manifest(entry: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((entry / _MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise StateDirError(
+            f"spool entry {entry} is complete but unreadable: {exc}",
+            fix="move it out of the spool dir and restart; its sources will be re-read only "
+            "if you also remove their checkpoints",
+        ) from exc
+    if manifest.get("version") != SPOOL_VERSION:
+        raise StateDirError(
+            f"spool entry {entry} has unknown version {manifest.get('version')!r}",
+            fix="replay it with the loglake version that wrote it, or move it aside",
+        )
+    return manifest

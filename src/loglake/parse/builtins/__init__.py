@@ -1,0 +1,1 @@
+"""Built-in Python parsers: each module exposes ``PARSERS``, a list of parser instances."""

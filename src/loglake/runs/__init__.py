@@ -1,0 +1,1 @@
+"""Run identity: which run a log file belongs to."""

@@ -1,0 +1,284 @@
+"""The chunked line reader: the hot path from bytes on disk to lines with offsets.
+
+Lines are found with ``bytes.split`` over big chunks and their offsets with C-level
+``accumulate``; per-line Python only runs for the rare lines that need repair (too long,
+NUL bytes, CRLF). Memory stays bounded by the chunk size plus ``max_line`` whatever the
+file or line size.
+
+Offsets are byte offsets in the file, except for compressed files (gzip by its magic bytes
+``1f 8b``, zstd by ``28 b5 2f fd``), where they are offsets in the decompressed stream.
+Compressed files are treated as finished and immutable: a stream that ends cleanly is
+final (its last line is emitted even without a newline), and a compressed file whose
+identity changed is re-read from 0 by the caller, never resumed.
+
+A saved ``start`` is trusted as given; callers check it first with
+``fingerprint.tail_hash`` (truncation, copytruncate).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import add
+from typing import IO, Any
+
+from loglake.errors import SourceError
+from loglake.tail.gaps import CORRUPT_STREAM, PARTIAL_LINE, TRUNCATED_STREAM, Gap
+from loglake.tail.linebuilder import LineBuilder
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_RAW_READ = 1 << 16
+
+Source = str | os.PathLike[str] | IO[bytes]
+
+
+@dataclass(slots=True)
+class ReadBatch:
+    """Complete lines of one chunk (newline and a CRLF's ``\\r`` removed), in file order.
+
+    ``end_offset`` is where the next read resumes: just after the last complete line.
+    """
+
+    lines: list[bytes]
+    offsets: list[int]
+    end_offset: int
+    gaps: list[Gap] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def compression_of(head: bytes) -> str | None:
+    """``"gzip"``, ``"zstd"`` or None, from a file's first bytes (names lie, magic does not)."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+class _GzipStream:
+    """Streaming gzip decompression with an output cap per read (a small .gz can expand a lot).
+
+    Handles concatenated members and zero padding as ``gzip`` does, but reports a truncated
+    or corrupt stream instead of raising, so what was decoded before it is kept.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._d = zlib.decompressobj(31)
+        self.done = False
+        self.complete = False
+        self.problem: tuple[str, str] | None = None
+
+    def _next_member(self, n: int) -> bytes:
+        rest = self._d.unused_data.lstrip(b"\x00")
+        while not rest:
+            more = self._raw.read(_RAW_READ)
+            if not more:
+                self.done = self.complete = True
+                return b""
+            rest = more.lstrip(b"\x00")
+        self._d = zlib.decompressobj(31)
+        return self._d.decompress(rest, n)
+
+    def read(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while got < n and not self.done:
+            d = self._d
+            try:
+                if d.eof:
+                    data = self._next_member(n - got)
+                elif d.unconsumed_tail:
+                    data = d.decompress(d.unconsumed_tail, n - got)
+                else:
+                    raw = self._raw.read(_RAW_READ)
+                    if not raw:
+                        self.done = True
+                        self.problem = (TRUNCATED_STREAM, "gzip stream ends before its end marker")
+                        break
+                    data = d.decompress(raw, n - got)
+            except zlib.error as exc:
+                self.done = True
+                self.problem = (CORRUPT_STREAM, f"gzip: {exc}")
+                break
+            if data:
+                parts.append(data)
+                got += len(data)
+        return b"".join(parts)
+
+
+class _ZstdStream:
+    def __init__(self, raw: IO[bytes], name: str) -> None:
+        try:
+            import zstandard
+        except ImportError as exc:
+            raise SourceError(
+                f"{name} is zstd-compressed but the 'zstandard' module is not installed",
+                fix="pip install zstandard",
+            ) from exc
+        self._error = zstandard.ZstdError
+        self._reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        self.done = False
+        self.complete = False
+        self.problem: tuple[str, str] | None = None
+
+    def read(self, n: int) -> bytes:
+        if self.done:
+            return b""
+        try:
+            data = self._reader.read(n)
+        except self._error as exc:
+            self.done = True
+            self.problem = (CORRUPT_STREAM, f"zstd: {exc}")
+            return b""
+        if not data:
+            self.done = self.complete = True
+        return data
+
+
+def _open(source: Source, stack: ExitStack) -> tuple[IO[bytes], str]:
+    if hasattr(source, "read"):
+        fh: IO[bytes] = source  # type: ignore[assignment]
+        return fh, str(getattr(source, "name", "<stream>"))
+    name = os.fspath(source)  # type: ignore[arg-type]
+    try:
+        fh = stack.enter_context(open(name, "rb", buffering=0))  # noqa: SIM115
+    except OSError as exc:
+        raise SourceError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    return fh, name
+
+
+def read_lines(
+    source: Source,
+    start: int = 0,
+    *,
+    max_line: int = 1 << 20,
+    chunk: int = 8 << 20,
+    final: bool = False,
+) -> Iterator[ReadBatch]:
+    """Yield batches of complete lines from ``start`` (one batch per chunk holding a newline).
+
+    A last line without newline is held back (``end_offset`` stays before it) unless
+    ``final``: then it is emitted once with a ``partial_line`` gap. Lines longer than
+    ``max_line`` keep their head (see ``linebuilder``) and get a ``long_line`` gap.
+    A file object is read from its current position after ``seek(start)``.
+    """
+    if chunk <= 0 or max_line <= 0:
+        raise ValueError("chunk and max_line must be positive")
+    with ExitStack() as stack:
+        fh, name = _open(source, stack)
+        fh.seek(0)
+        kind = compression_of(fh.read(4))
+        stream: _GzipStream | _ZstdStream | None = None
+        if kind == "gzip":
+            fh.seek(0)
+            stream = _GzipStream(fh)
+        elif kind == "zstd":
+            fh.seek(0)
+            stream = _ZstdStream(fh, name)
+        if stream is None:
+            fh.seek(start)
+            read: Callable[[int], bytes] = fh.read
+        else:
+            _skip(stream.read, start, chunk)
+            read = stream.read
+        yield from _split(read, start, max_line, chunk, final, stream)
+
+
+def _skip(read: Callable[[int], bytes], count: int, chunk: int) -> None:
+    """Decompress and discard up to ``start``: compressed streams cannot seek."""
+    while count > 0:
+        data = read(min(chunk, count))
+        if not data:
+            return
+        count -= len(data)
+
+
+def _split(
+    read: Callable[[int], bytes],
+    pos: int,
+    max_line: int,
+    chunk: int,
+    final: bool,
+    stream: Any,
+) -> Iterator[ReadBatch]:
+    carry = LineBuilder(max_line, pos)
+    while True:
+        data = read(chunk)
+        if not data:
+            break
+        n = len(data)
+        last = data.rfind(b"\n")
+        if last == -1:
+            carry.add(data)
+            pos += n
+            continue
+        lines: list[bytes] = []
+        offsets: list[int] = []
+        gaps: list[Gap] = []
+        i = 0
+        if not carry.empty:
+            i = data.find(b"\n") + 1
+            carry.add(data, 0, i - 1)
+            line = carry.finish(gaps)
+            lines.append(line[:-1] if line[-1:] == b"\r" else line)
+            offsets.append(carry.offset)
+        if i <= last:
+            parts, offs = _split_region(data, i, last, pos, max_line, gaps)
+            if lines:
+                lines.extend(parts)
+                offsets.extend(offs)
+            else:
+                lines, offsets = parts, offs
+        end = pos + last + 1
+        carry.reset(end)
+        carry.add(data, last + 1, n)
+        pos += n
+        yield ReadBatch(lines, offsets, end, gaps)
+
+    gaps = []
+    if stream is not None and stream.problem:
+        gaps.append(Gap(stream.problem[0], pos, 0, stream.problem[1]))
+    if stream is not None and stream.complete:
+        final = True
+    if final and not carry.empty:
+        size = carry.raw_len
+        line = carry.finish(gaps)
+        gaps.append(Gap(PARTIAL_LINE, carry.offset, size, "last line has no newline"))
+        line = line[:-1] if line[-1:] == b"\r" else line
+        yield ReadBatch([line], [carry.offset], carry.offset + size, gaps)
+    elif gaps:
+        yield ReadBatch([], [], carry.offset, gaps)
+
+
+def _split_region(
+    data: bytes,
+    i: int,
+    last: int,
+    pos: int,
+    max_line: int,
+    gaps: list[Gap],
+) -> tuple[list[bytes], list[int]]:
+    """Split ``data[i:last]`` (``data[last]`` is a newline) into lines at file offset pos+i."""
+    region = data[i:last] if (i or last != len(data) - 1) else data[:-1]
+    parts = region.split(b"\n")
+    offs = list(map(add, accumulate(map(len, parts), initial=pos + i), range(len(parts))))
+    long = len(region) > max_line and max(map(len, parts)) > max_line
+    if long or b"\x00" in region:
+        builder = LineBuilder(max_line)
+        for k, part in enumerate(parts):
+            if len(part) > max_line or b"\x00" in part:
+                builder.reset(offs[k])
+                builder.add(part)
+                part = builder.finish(gaps)
+            parts[k] = part[:-1] if part[-1:] == b"\r" else part
+    elif region[-1:] == b"\r" or b"\r\n" in region:
+        parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
+    return parts, offs
