@@ -16,7 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from loglake.errors import SourceError
 from loglake.index.assemble import RunResolver, record_tables, run_rows
+from loglake.index.sniff import looks_binary, read_head
 from loglake.lake.schema import SCHEMAS
 from loglake.parse.base import FileInfo, LineBatch
 from loglake.parse.pipeline import FileParsers
@@ -24,13 +26,18 @@ from loglake.parse.records import Emitter
 from loglake.parse.registry import Registry
 from loglake.runs.identity import RunIdentity
 from loglake.runs.summary import absorb
-from loglake.tail.cleanup import clean_lines
-from loglake.tail.envelope import EnvelopeDecoder, detect_envelope
-from loglake.tail.fingerprint import tail_hash
-from loglake.tail.reader import read_lines
+from loglake.tail import (
+    FLAG_INVALID_UTF8,
+    FLAG_REDRAWN,
+    EnvelopeDecoder,
+    clean_lines,
+    detect_envelope,
+    read_lines,
+    redraw_segments,
+    tail_hash,
+)
 
 HEAD_LINES = 200
-FLAG_INVALID_UTF8 = 1
 
 
 @dataclass
@@ -49,6 +56,7 @@ class FileTask:
     idle: bool = True
     max_line: int = 1 << 20
     flush_records: int = 1_000_000
+    compressed: bool = False  # offsets are then in the decompressed stream
 
 
 @dataclass
@@ -67,6 +75,9 @@ def _start_offset(task: FileTask) -> tuple[int, dict[str, Any] | None]:
     if not cp:
         return 0, None
     off = int(cp.get("offset", 0))
+    if task.compressed:
+        # A compressed log is written once; one that changed is a new log: read it whole.
+        return (off, cp) if cp.get("size") == task.size else (0, None)
     if off > task.size:
         return 0, None  # truncated since: re-read from the start
     if off and cp.get("tail") and tail_hash(task.path, off) != cp["tail"]:
@@ -96,11 +107,16 @@ def _concat(parts: dict[str, list[pa.Table]]) -> dict[str, pa.Table]:
 def index_file(task: FileTask, registry: Registry) -> Iterator[ChunkResult]:
     """Parse ``task.path`` from its checkpoint to its end, yielding chunks of lake rows."""
     start, cp = _start_offset(task)
-    if cp and start == task.size and (cp.get("idle_final") or not task.idle):
+    if cp and cp.get("size") == task.size and (cp.get("idle_final") or not task.idle):
         return  # nothing new: re-running the indexer adds nothing
     envelope_kind = (cp or {}).get("envelope")
     head: list[str] = []
     if envelope_kind is None or cp is None:
+        if looks_binary(read_head(task.path)):
+            raise SourceError(
+                f"{task.path}: binary data, not a text log",
+                fix="exclude it (sources.exclude) or point loglake at the text logs",
+            )
         first: list[bytes] = []
         for rb in read_lines(task.path, 0, max_line=task.max_line, chunk=1 << 16, final=True):
             first.extend(rb.lines)
@@ -130,7 +146,7 @@ def index_file(task: FileTask, registry: Registry) -> Iterator[ChunkResult]:
             "path": task.path,
             "fp_len": task.fp_len,
             "offset": offset,
-            "tail": tail_hash(task.path, offset) if offset else None,
+            "tail": tail_hash(task.path, offset) if offset and not task.compressed else None,
             "size": task.size,
             "mtime": task.mtime,
             "envelope": envelope_kind,
@@ -189,22 +205,31 @@ def index_file(task: FileTask, registry: Registry) -> Iterator[ChunkResult]:
         gaps.clear()
         return result
 
-    prev_offset = offset
-    for rb in read_lines(task.path, start, max_line=task.max_line, final=task.idle):
-        decoded = decoder.feed(rb)
+    def consume(decoded: Any) -> None:
+        nonlocal lines_total
         texts, flags = clean_lines(decoded.lines)
-        for g in rb.gaps:
+        for g in decoded.gaps:
             gaps.append((g.kind, g.offset, g.bytes, g.detail))
+        redraws: dict[int, list[str]] | None = None
         if any(flags):
-            for off, fl in zip(decoded.offsets, flags, strict=True):
+            for i, (off, fl) in enumerate(zip(decoded.offsets, flags, strict=True)):
                 if fl & FLAG_INVALID_UTF8:
                     gaps.append(("invalid_utf8", off, 0, "decoded with replacement characters"))
-        batch = LineBatch(texts=texts, offsets=decoded.offsets, ts=decoded.ts)
+                if fl & FLAG_REDRAWN:
+                    redraws = redraws or {}
+                    redraws[i] = redraw_segments(decoded.lines[i])
+        batch = LineBatch(texts=texts, offsets=decoded.offsets, ts=decoded.ts, redraws=redraws)
         parsers.feed(batch, out)
         lines_total += len(texts)
+
+    prev_offset = offset
+    for rb in read_lines(task.path, start, max_line=task.max_line, final=task.idle):
+        consume(decoder.feed(rb))
         offset = rb.end_offset
         if out.count() >= task.flush_records:
             yield drain(final=False)
+    if task.idle:
+        consume(decoder.flush())  # a last partial CRI/Docker line, emitted once
     # Reset the end-of-file verdicts: this finalize replaces any earlier one.
     for s in summaries.values():
         s["final"] = None

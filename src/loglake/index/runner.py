@@ -28,7 +28,8 @@ from loglake.lake.checkpoint import CheckpointStore, StateLock
 from loglake.lake.writer import LakeWriter
 from loglake.parse.registry import Registry, load_registry
 from loglake.runs.identity import resolve
-from loglake.tail.fingerprint import identify
+from loglake.index.sniff import read_head
+from loglake.tail.fingerprint import fingerprint, identify
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def plan(
     failures = [m.message for m in missing]
     timeout = parse_duration(config.index.job_end_timeout)
     checkpoints = store.load()
+    by_path = {e.get("path"): fp for fp, e in checkpoints.items() if e.get("path")}
     tasks: list[FileTask] = []
     unchanged = 0
     for f in found:
@@ -105,15 +107,26 @@ def plan(
             )
             continue
         idle = finished or (now - st.st_mtime) >= timeout
-        cp = checkpoints.get(ident.fp)
-        if cp and cp.get("offset") == st.st_size and (cp.get("idle_final") or not idle):
+        fp, fp_len = ident.fp, ident.fp_len
+        cp = checkpoints.get(fp)
+        if cp is None and f.path in by_path:
+            # A small file first seen shorter than the fingerprint length keeps the identity it
+            # had then, as long as its first bytes are unchanged.
+            old_fp = by_path[f.path]
+            old = checkpoints[old_fp]
+            old_len = int(old.get("fp_len") or 0)
+            if 0 < old_len < fp_len and fingerprint(f.path, old_len) == old_fp:
+                fp, fp_len, cp = old_fp, old_len, old
+        if cp and cp.get("size") == st.st_size and (cp.get("idle_final") or not idle):
             unchanged += 1
             continue
+        compressed = read_head(f.path, 4).startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd"))
         tasks.append(
             FileTask(
                 path=f.path,
-                fp=ident.fp,
-                fp_len=ident.fp_len,
+                fp=fp,
+                fp_len=fp_len,
+                compressed=compressed,
                 size=st.st_size,
                 mtime=st.st_mtime,
                 identity=identity,
@@ -226,13 +239,16 @@ def run_index(
         total_bytes = sum(t.size for t in tasks)
         batcher = _Batcher(writer, config.index.flush_records, report)
         n_jobs = jobs if jobs is not None else config.index.jobs
+        explicit = bool(n_jobs)
         n_jobs = n_jobs or os.cpu_count() or 1
         n_jobs = max(1, min(n_jobs, len(tasks)))
+        if not explicit and total_bytes < PARALLEL_MIN_BYTES:
+            n_jobs = 1
         done_bytes = 0
         done_files = 0
         if progress:
             progress(0, total_bytes, 0, len(tasks))
-        if n_jobs == 1 or total_bytes < PARALLEL_MIN_BYTES:
+        if n_jobs == 1:
             registry = _registry_for(config, routed)
             for task in tasks:
                 try:

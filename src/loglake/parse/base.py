@@ -21,11 +21,15 @@ class LineBatch:
     redraws collapsed to their final state); ``offsets`` are the byte offsets of each line
     in the source; ``ts`` holds the envelope's timestamps (epoch seconds) or ``None`` when
     the envelope has none (then parsers may read a timestamp printed in the line).
+    ``redraws`` maps the index of a line that was redrawn with carriage returns to all its
+    redraw states, for parsers whose values live in earlier redraws (Lightning keeps every
+    epoch's bar on one physical line).
     """
 
     texts: list[str]
     offsets: list[int]
     ts: list[float | None] | None = None
+    redraws: dict[int, list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
