@@ -168,6 +168,12 @@ class StateLock:
                 f"another loglake process ({who}) uses state dir {self.state_dir}",
                 fix="stop it or use another --state-dir",
             ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StateDirError(
+                f"cannot lock {self.path}: {exc.strerror or exc}",
+                fix="put the state dir on a local filesystem that supports flock",
+            ) from exc
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

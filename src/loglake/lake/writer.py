@@ -60,7 +60,9 @@ def conform(name: str, table: pa.Table | pa.RecordBatch) -> pa.Table:
     Empty strings in partition columns become null: Delta stores both as null, and a reader
     going by the directory names would otherwise see ``''`` where Delta sees null.
     """
-    schema = SCHEMAS[name]
+    schema = SCHEMAS.get(name)
+    if schema is None:
+        raise LakeError(f"no lake table named {name!r}", fix=f"use one of {', '.join(SCHEMAS)}")
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     present = set(table.column_names)
@@ -126,7 +128,7 @@ class LakeWriter:
                 fix="make the state dir writable or pass another --state-dir",
             ) from exc
         self._tables = ensure_tables(self.lake_uri, storage_options)
-        self._landed = {n: dt.transaction_version(self.app_id) or 0 for n, dt in self._tables.items()}
+        self._landed = self._versions(self.app_id)
         complete, _ = self._spool_entries()
         self._seq = max([0, *self._landed.values(), *complete])
         # Complete spool entries must land before any newer flush, or the skip rule would
@@ -167,13 +169,15 @@ class LakeWriter:
             entry = self.spool_dir / str(seq)
             manifest = _read_manifest(entry)
             app_id = manifest["app_id"]
+            # Conformed again: a newer loglake may be replaying an older one's spool.
             data = {
-                n: pa.ipc.open_file(entry / f"{n}.arrow").read_all() for n in manifest["tables"]
+                n: conform(n, pa.ipc.open_file(entry / f"{n}.arrow").read_all())
+                for n in manifest["tables"]
             }
             # Ask the lake, not memory: a commit that raised may still have landed.
             for dt in self._tables.values():
                 dt.update_incremental()
-            landed = {n: dt.transaction_version(app_id) or 0 for n, dt in self._tables.items()}
+            landed = self._versions(app_id)
             if app_id == self.app_id:
                 self._landed = landed
             log.info("replaying spooled flush %s (%s)", seq, ", ".join(sorted(data)) or "no rows")
@@ -194,9 +198,11 @@ class LakeWriter:
             for name, table in data.items():
                 path = tmp / f"{name}.arrow"
                 options = pa.ipc.IpcWriteOptions(compression="zstd")
-                with pa.OSFile(str(path), "wb") as sink:
-                    with pa.ipc.new_file(sink, table.schema, options=options) as ipc:
-                        ipc.write_table(table)
+                with (
+                    pa.OSFile(str(path), "wb") as sink,
+                    pa.ipc.new_file(sink, table.schema, options=options) as ipc,
+                ):
+                    ipc.write_table(table)
                 fsync_file(path)
             manifest = {
                 "version": SPOOL_VERSION,
@@ -258,6 +264,10 @@ class LakeWriter:
                 fix="check that the lake is writable and reachable; the flush stays spooled "
                 "and is retried on the next commit or restart",
             ) from exc
+
+    def _versions(self, app_id: str) -> dict[str, int]:
+        """Per table, the last flush seq of ``app_id`` that the lake has (0 for none)."""
+        return {n: dt.transaction_version(app_id) or 0 for n, dt in self._tables.items()}
 
     def _spool_entries(self) -> tuple[list[int], list[Path]]:
         """Complete entries' seqs, and torn (``.tmp``) entry dirs."""

@@ -71,15 +71,12 @@ def refresh(
 def _resolve(
     lake: str | Path | None, config: Any, storage_options: dict[str, str] | None
 ) -> tuple[str | Path, dict[str, str] | None]:
-    """Explicit arguments win over the config object, which wins over the defaults."""
+    """Explicit arguments win over the config object (``lake``, ``storage_options``)."""
     if config is not None:
-        lake_cfg = getattr(config, "lake", None)
         if lake is None:
-            lake = getattr(lake_cfg, "uri", None) or getattr(lake_cfg, "path", None)
-            if lake is None and isinstance(lake_cfg, str | Path):
-                lake = lake_cfg
+            lake = getattr(config, "lake", None)
         if storage_options is None:
-            storage_options = getattr(lake_cfg, "storage_options", None)
+            storage_options = getattr(config, "storage_options", None) or None
     return (lake if lake is not None else DEFAULT_LAKE), storage_options
 
 
@@ -88,6 +85,10 @@ def _scan_sql(
 ) -> str:
     partitions = PARTITIONS.get(name, [])
     options = ["union_by_name = true"]
+    if any(pa.types.is_floating(f.type) for f in schema):
+        # Parquet min/max exclude NaN; without this DuckDB folds isnan(value) to false
+        # from the statistics and loses diverged-loss points (duckdb issue #25521).
+        options.append("can_have_nan = true")
     if partitions:
         hive_types = ", ".join(f"'{p}': '{duck_type(schema.field(p).type)}'" for p in partitions)
         options += ["hive_partitioning = true", f"hive_types = {{{hive_types}}}"]

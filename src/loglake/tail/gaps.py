@@ -12,11 +12,20 @@ from dataclasses import dataclass
 LONG_LINE = "long_line"  # a line longer than max_line: head (and final redraw) kept
 NUL_RUN = "nul_run"  # NUL bytes stripped (copytruncate leaves a hole of zeros)
 PARTIAL_LINE = "partial_line"  # a last line without newline, emitted once at finalization
+INVALID_UTF8 = "invalid_utf8"  # decoded with replacement characters (cleanup's FLAG_INVALID_UTF8)
 BAD_ENVELOPE = "bad_envelope"  # a line that does not fit the file's CRI/docker envelope
 CORRUPT_STREAM = "corrupt_stream"  # a compressed stream that cannot be decoded further
 TRUNCATED_STREAM = "truncated_stream"  # a compressed stream that ends before its end marker
 
-GAP_KINDS = (LONG_LINE, NUL_RUN, PARTIAL_LINE, BAD_ENVELOPE, CORRUPT_STREAM, TRUNCATED_STREAM)
+GAP_KINDS = (
+    LONG_LINE,
+    NUL_RUN,
+    PARTIAL_LINE,
+    INVALID_UTF8,
+    BAD_ENVELOPE,
+    CORRUPT_STREAM,
+    TRUNCATED_STREAM,
+)
 
 
 @dataclass(frozen=True, slots=True)

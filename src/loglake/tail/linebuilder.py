@@ -39,16 +39,16 @@ class LineBuilder:
     """One line under construction; ``offset`` is where its first byte sits in the source."""
 
     __slots__ = (
-        "max_line",
-        "tail_keep",
-        "offset",
-        "raw_len",
+        "_content_len",
         "_head",
         "_head_len",
-        "_tail",
-        "_content_len",
-        "_nuls",
         "_nul_at",
+        "_nuls",
+        "_tail",
+        "max_line",
+        "offset",
+        "raw_len",
+        "tail_keep",
     )
 
     def __init__(self, max_line: int, offset: int = 0, tail_keep: int = TAIL_KEEP) -> None:

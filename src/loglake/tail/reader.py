@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import accumulate
-from operator import add
 from typing import IO, Any
 
 from loglake.errors import SourceError
@@ -33,6 +32,7 @@ from loglake.tail.linebuilder import LineBuilder
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _RAW_READ = 1 << 16
+_INC = (1).__add__  # line length + its newline, for C-level offset accumulation
 
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -214,34 +214,29 @@ def _split(
         data = read(chunk)
         if not data:
             break
-        n = len(data)
         last = data.rfind(b"\n")
         if last == -1:
             carry.add(data)
-            pos += n
+            pos += len(data)
             continue
-        lines: list[bytes] = []
-        offsets: list[int] = []
         gaps: list[Gap] = []
-        i = 0
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        offsets = list(accumulate(map(_INC, map(len, lines)), initial=pos))
+        offsets.pop()
+        first = 0
         if not carry.empty:
-            i = data.find(b"\n") + 1
-            carry.add(data, 0, i - 1)
+            first = len(lines[0]) + 1
+            carry.add(lines[0])
             line = carry.finish(gaps)
-            lines.append(line[:-1] if line[-1:] == b"\r" else line)
-            offsets.append(carry.offset)
-        if i <= last:
-            parts, offs = _split_region(data, i, last, pos, max_line, gaps)
-            if lines:
-                lines.extend(parts)
-                offsets.extend(offs)
-            else:
-                lines, offsets = parts, offs
-        end = pos + last + 1
-        carry.reset(end)
-        carry.add(data, last + 1, n)
-        pos += n
-        yield ReadBatch(lines, offsets, end, gaps)
+            lines[0] = line[:-1] if line[-1:] == b"\r" else line
+            offsets[0] = carry.offset
+        if first <= last:
+            _repair(data, first, last, lines, offsets, 1 if first else 0, max_line, gaps)
+        pos += len(data)
+        carry.reset(pos - len(rest))
+        carry.add(rest)
+        yield ReadBatch(lines, offsets, pos - len(rest), gaps)
 
     gaps = []
     if stream is not None and stream.problem:
@@ -258,27 +253,42 @@ def _split(
         yield ReadBatch([], [], carry.offset, gaps)
 
 
-def _split_region(
+def _has_long_line(data: bytes, lo: int, hi: int, max_line: int) -> bool:
+    """Whether ``data[lo:hi]`` holds a run of more than max_line bytes without newline.
+
+    Jumps a window at a time (``rfind`` finds the window's last newline quickly), so the
+    check costs a few calls per chunk instead of a pass over every line's length.
+    """
+    p = lo
+    while hi - p > max_line:
+        q = data.rfind(b"\n", p, p + max_line + 1)
+        if q == -1:
+            return True
+        p = q + 1
+    return False
+
+
+def _repair(
     data: bytes,
-    i: int,
-    last: int,
-    pos: int,
+    lo: int,
+    hi: int,
+    lines: list[bytes],
+    offsets: list[int],
+    k0: int,
     max_line: int,
     gaps: list[Gap],
-) -> tuple[list[bytes], list[int]]:
-    """Split ``data[i:last]`` (``data[last]`` is a newline) into lines at file offset pos+i."""
-    region = data[i:last] if (i or last != len(data) - 1) else data[:-1]
-    parts = region.split(b"\n")
-    offs = list(map(add, accumulate(map(len, parts), initial=pos + i), range(len(parts))))
-    long = len(region) > max_line and max(map(len, parts)) > max_line
-    if long or b"\x00" in region:
+) -> None:
+    """Fix ``lines[k0:]`` (they lie in ``data[lo:hi]``): long lines, NUL bytes, CRLF."""
+    if data.find(b"\x00", lo, hi) != -1 or _has_long_line(data, lo, hi, max_line):
         builder = LineBuilder(max_line)
-        for k, part in enumerate(parts):
-            if len(part) > max_line or b"\x00" in part:
-                builder.reset(offs[k])
-                builder.add(part)
-                part = builder.finish(gaps)
-            parts[k] = part[:-1] if part[-1:] == b"\r" else part
-    elif region[-1:] == b"\r" or b"\r\n" in region:
-        parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
-    return parts, offs
+        for k in range(k0, len(lines)):
+            line = lines[k]
+            if len(line) > max_line or b"\x00" in line:
+                builder.reset(offsets[k])
+                builder.add(line)
+                line = builder.finish(gaps)
+            lines[k] = line[:-1] if line[-1:] == b"\r" else line
+    elif data.find(b"\r", lo, hi) != -1 and (
+        data[hi - 1 : hi] == b"\r" or data.find(b"\r\n", lo, hi) != -1
+    ):
+        lines[k0:] = [line[:-1] if line[-1:] == b"\r" else line for line in lines[k0:]]

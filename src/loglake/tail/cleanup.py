@@ -1,0 +1,168 @@
+"""Making raw lines read like what a human saw on the terminal.
+
+Training logs captured to a file keep the terminal control bytes their progress bars used:
+ANSI colours and cursor codes, carriage returns (tqdm, rich, Lightning) and backspace runs
+(Keras 2 and 3) that redraw one physical line many times. Parsers want the final picture.
+
+The default clean text of a line is its **final visible state**: the last non-blank redraw.
+Each ``\\r`` starts a fresh redraw (a redraw that prints less than the previous one would
+leave stale characters on a real terminal; every progress bar pads or clears them, and a
+stray ``print(..., end="\\r")`` is better read as its last message than as an overlay).
+Backspaces move the cursor left and later characters overwrite, as on a terminal; a
+backspace run that returns to column 0 ends a redraw too. ``ESC[K``/``ESC[2K`` erase as on a
+terminal; other escape sequences are removed.
+
+Earlier redraws can hold information the last one lacks: Lightning keeps one tqdm bar per
+run and resets it each epoch, so every epoch's final ``loss=…, val_loss=…`` is an earlier
+segment of one physical line; tqdm.write clears the bar, prints a message, then redraws
+the bar. Lines where that can happen carry ``FLAG_REDRAWN``; ``redraw_segments`` returns
+every visible state of such a line for a parser that wants them.
+"""
+
+from __future__ import annotations
+
+import re
+
+FLAG_INVALID_UTF8 = 1  # decoded with replacement characters; the caller records a gap
+FLAG_ESCAPES = 2  # ANSI escape sequences were removed
+FLAG_REDRAWN = 4  # the line held several visible states; the text is the final one
+
+_CONTROL = (b"\x1b", b"\r", b"\x08")
+
+# CSI (ESC [ params intermediates final), OSC (ESC ] … BEL or ST, or unterminated), other
+# two-byte escapes (ESC ( B …), and a lone trailing ESC.
+_ESC = r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])?"
+_ANSI_RE = re.compile(_ESC)
+_TOKEN_RE = re.compile(rf"(\r|\x08+|{_ESC})")
+_ERASE_RE = re.compile(r"\x1b\[([012]?)K")
+
+
+def strip_ansi(text: str) -> str:
+    """Remove escape sequences (colours, cursor moves, OSC titles and links)."""
+    return _ANSI_RE.sub("", text) if "\x1b" in text else text
+
+
+def _render(text: str) -> list[str]:
+    """Every visible state of one physical line, oldest first (blank states included)."""
+    states: list[str] = []
+    buf = ""
+    cur = 0
+    dirty = False
+    for tok in _TOKEN_RE.split(text):
+        if not tok:
+            continue
+        first = tok[0]
+        if first == "\r":
+            if dirty:
+                states.append(buf)
+                dirty = False
+            buf, cur = "", 0
+        elif first == "\x08":
+            cur = max(0, cur - len(tok))
+            if cur == 0 and dirty:
+                states.append(buf)
+                dirty = False
+        elif first == "\x1b":
+            erase = _ERASE_RE.fullmatch(tok)
+            if erase is None:
+                continue
+            mode = erase.group(1)
+            if mode == "1":
+                buf = " " * cur + buf[cur:]
+            elif mode == "2":
+                buf = " " * cur
+            else:
+                buf = buf[:cur]
+        else:
+            end = cur + len(tok)
+            buf = buf + tok if cur == len(buf) else buf[:cur].ljust(cur) + tok + buf[end:]
+            cur = end
+            dirty = True
+    if dirty:
+        states.append(buf)
+    return states
+
+
+def _needs_terminal(text: str) -> bool:
+    """Backspaces and erase codes depend on the cursor; plain ``\\r`` redraws do not."""
+    return "\x08" in text or ("\x1b[" in text and _ERASE_RE.search(text) is not None)
+
+
+def redraw_segments(text: str | bytes) -> list[str]:
+    """Every non-blank visible state of a raw line, oldest first, escapes removed.
+
+    The last one is what ``clean_line`` returns for a redrawn line.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if _needs_terminal(text):
+        states = _render(text)
+    else:
+        states = [strip_ansi(seg) for seg in text.split("\r")]
+    return [s.rstrip() for s in states if s.strip()]
+
+
+def _final_state(text: str) -> tuple[str, int]:
+    """The last non-blank visible state and FLAG_REDRAWN if an earlier one exists."""
+    if _needs_terminal(text):
+        states = [s for s in _render(text) if s.strip()]
+        if not states:
+            return "", 0
+        return states[-1].rstrip(), FLAG_REDRAWN if len(states) > 1 else 0
+    final = None
+    for seg in reversed(text.split("\r")):
+        seg = strip_ansi(seg)
+        if not seg.strip():
+            continue
+        if final is not None:
+            return final, FLAG_REDRAWN
+        final = seg.rstrip()
+    return final or "", 0
+
+
+def _clean_text(text: str) -> tuple[str, int]:
+    """Clean decoded text that holds at least one control byte."""
+    flags = FLAG_ESCAPES if "\x1b" in text else 0
+    if "\r" not in text and "\x08" not in text:
+        return _ANSI_RE.sub("", text), flags
+    final, redrawn = _final_state(text)
+    return final, flags | redrawn
+
+
+def _has_control(text: str) -> bool:
+    return "\x1b" in text or "\r" in text or "\x08" in text
+
+
+def clean_line(raw: bytes) -> tuple[str, int]:
+    """Decode one raw line to its final visible text, with ``FLAG_*`` bits."""
+    try:
+        text = raw.decode("utf-8")
+        flags = 0
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "replace")
+        flags = FLAG_INVALID_UTF8
+    if not _has_control(text):
+        return text, flags
+    text, more = _clean_text(text)
+    return text, flags | more
+
+
+def clean_lines(lines: list[bytes]) -> tuple[list[str], list[int]]:
+    """Batch ``clean_line``: C-level decoding, and one scan of the batch for control bytes.
+
+    Only lines holding a control byte (or every line of a batch with invalid UTF-8) take
+    the per-line path.
+    """
+    try:
+        texts = list(map(bytes.decode, lines))
+    except UnicodeDecodeError:
+        pairs = [clean_line(raw) for raw in lines]
+        return [t for t, _ in pairs], [f for _, f in pairs]
+    flags = [0] * len(lines)
+    blob = b"".join(lines)
+    if not any(c in blob for c in _CONTROL):
+        return texts, flags
+    for i, text in enumerate(texts):
+        if "\x1b" in text or "\r" in text or "\x08" in text:
+            texts[i], flags[i] = _clean_text(text)
+    return texts, flags
