@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,8 +104,13 @@ def _concat(parts: dict[str, list[pa.Table]]) -> dict[str, pa.Table]:
     return {k: pa.concat_tables(v) if len(v) > 1 else v[0] for k, v in parts.items() if v}
 
 
-def index_file(task: FileTask, registry: Registry) -> Iterator[ChunkResult]:
-    """Parse ``task.path`` from its checkpoint to its end, yielding chunks of lake rows."""
+def index_file(
+    task: FileTask, registry: Registry, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[ChunkResult]:
+    """Parse ``task.path`` from its checkpoint to its end, yielding chunks of lake rows.
+
+    ``on_bytes(n)`` is told of every ``n`` bytes read, for a progress bar.
+    """
     start, cp = _start_offset(task)
     if cp and cp.get("size") == task.size and (cp.get("idle_final") or not task.idle):
         return  # nothing new: re-running the indexer adds nothing
@@ -225,6 +230,8 @@ def index_file(task: FileTask, registry: Registry) -> Iterator[ChunkResult]:
     prev_offset = offset
     for rb in read_lines(task.path, start, max_line=task.max_line, final=task.idle):
         consume(decoder.feed(rb))
+        if on_bytes is not None:
+            on_bytes(rb.end_offset - offset)
         offset = rb.end_offset
         if out.count() >= task.flush_records:
             yield drain(final=False)

@@ -155,7 +155,7 @@ def _worker_init(config: Config, routed: set[str], q: Any) -> None:
 def _worker_run(task: FileTask) -> None:
     q = _WORKER["queue"]
     try:
-        for chunk in index_file(task, _WORKER["registry"]):
+        for chunk in index_file(task, _WORKER["registry"], lambda n: q.put(("bytes", n))):
             q.put(("chunk", chunk))
     except LoglakeError as e:
         q.put(("error", f"{task.path}: {e.one_line()}"))
@@ -250,23 +250,29 @@ def run_index(
             progress(0, total_bytes, 0, len(tasks))
         if n_jobs == 1:
             registry = _registry_for(config, routed)
+            def read_some(n: int) -> None:
+                nonlocal done_bytes
+                done_bytes += n
+                if progress:
+                    progress(done_bytes, total_bytes, done_files, len(tasks))
+
             for task in tasks:
+                before = done_bytes
                 try:
-                    for chunk in index_file(task, registry):
+                    for chunk in index_file(task, registry, read_some):
                         batcher.add(chunk)
                         report.bytes += chunk.stats.get("bytes", 0)
                 except LoglakeError as e:
                     report.failures.append(f"{task.path}: {e.one_line()}")
                 except Exception as e:  # noqa: BLE001
                     report.failures.append(f"{task.path}: {type(e).__name__}: {e}")
-                done_bytes += task.size
+                done_bytes = before + task.size
                 done_files += 1
                 if progress:
                     progress(done_bytes, total_bytes, done_files, len(tasks))
         else:
             ctx = mp.get_context("spawn")
             q = ctx.Queue(maxsize=n_jobs * 4)
-            sizes = {t.path: t.size for t in tasks}
             with ctx.Pool(n_jobs, initializer=_worker_init, initargs=(config, routed, q)) as pool:
                 results = [
                     pool.apply_async(_worker_run, (task,))
@@ -285,14 +291,17 @@ def run_index(
                             )
                             break
                         continue
-                    if kind == "chunk":
+                    if kind == "bytes":
+                        done_bytes += payload
+                        if progress:
+                            progress(done_bytes, total_bytes, done_files, len(tasks))
+                    elif kind == "chunk":
                         batcher.add(payload)
                         report.bytes += payload.stats.get("bytes", 0)
                     elif kind == "error":
                         report.failures.append(payload)
                     elif kind == "done":
                         pending -= 1
-                        done_bytes += sizes.get(payload, 0)
                         done_files += 1
                         if progress:
                             progress(done_bytes, total_bytes, done_files, len(tasks))
