@@ -119,7 +119,7 @@ def test_every_printed_metric_is_found(lake: Any, case: str) -> None:
 def test_no_duplicate_metric_points(lake: Any, case: str) -> None:
     run = _main_run(lake, case)
     dups = lake.sql(
-        "SELECT key, step, epoch, offset, count(*) c FROM metrics WHERE run_id = ? "
+        "SELECT key, step, epoch, \"offset\", count(*) c FROM metrics WHERE run_id = ? "
         "GROUP BY ALL HAVING c > 1",
         params=[run["run_id"]],
     ).fetchall()
