@@ -1,0 +1,112 @@
+"""Files a run wrote, as its log announces them: models, checkpoints, other outputs.
+
+``Saved model to /scratch/xgb_model.json``, HF's ``Saving model checkpoint to
+out/checkpoint-500`` and ``Model weights saved in …``, Lightning's ``saving model to
+'/ckpt/epoch=4-step=500.ckpt' as top 1``, Keras' ``val_loss improved from inf to 0.3,
+saving model to model.keras``, ``Checkpoint saved: ckpt.pt``, ``wrote predictions to
+out/preds.csv``. The kind is ``checkpoint``, ``model`` or ``file``, from the words around
+the path and the path itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from loglake.parse.base import BaseParser, LineBatch
+from loglake.parse.builtins.status import HintFilter
+from loglake.parse.records import Emitter
+from loglake.parse.timestamps import strip_log_prefix
+
+_EXT = (
+    r"pt|pth|bin|safetensors|ckpt|h5|hdf5|keras|json|pkl|pickle|joblib|onnx|pb|msgpack|model|"
+    r"npz|npy|txt|csv|parquet|yaml|yml|tflite|engine|gguf|ubj|cbm|zip|tar|gz|png|jpg|pdf|html"
+)
+_PATH = (
+    r"(?:s3|gs|gcs|hdfs|abfs|az|file|https?)://[^\s'\"]+|~?/[\w.@:=+,/-]+|\.{1,2}/[\w.@:=+,/-]+"
+    rf"|[\w.@=+-]+/[\w.@:=+,/-]*|[\w.@=+-]+\.(?:{_EXT})\b"
+)
+_VERBS = (
+    r"saved|saving|save|wrote|writing|written|stored|storing|exported|exporting|dumped|dumping|"
+    r"serialized|serializing|persisted|uploaded|uploading"
+)
+_SAVED_TO_RE = re.compile(
+    rf"(?i)\b(?:{_VERBS})\b(?P<what>[^'\"\n]{{0,80}}?)\b(?:to|in|at|into|as|under)\s*:?\s+"
+    rf"['\"]?(?P<p>{_PATH})"
+)
+_SAVED_COLON_RE = re.compile(
+    rf"(?i)\b(?P<what>checkpoint|ckpt|model|weights|artifact|state[ _]dict)s?\s+"
+    rf"(?:saved|written|stored|exported)\s*[:=]\s*['\"]?(?P<p>{_PATH})"
+)
+_CHECKPOINT_RE = re.compile(r"(?i)checkpoint|ckpt|\bstep[-_=]?\d|\bepoch[-_=]?\d")
+_MODEL_RE = re.compile(
+    r"(?i)\bmodel|weights|state[ _]dict|\.(?:safetensors|pt|pth|bin|h5|keras|onnx|joblib|ubj|cbm|"
+    r"gguf|tflite)$"
+)
+_HINTS = HintFilter(
+    (
+        "ave",
+        "avin",
+        "rot",
+        "ritin",
+        "ritten",
+        "tore",
+        "torin",
+        "xport",
+        "ump",
+        "erializ",
+        "ersist",
+        "pload",
+        "AVE",
+        "AVIN",
+    )
+)
+
+
+def artifact_kind(context: str, path: str) -> str:
+    """``checkpoint``, ``model`` or ``file``: what the words and the path say was written."""
+    if _CHECKPOINT_RE.search(context) or _CHECKPOINT_RE.search(path):
+        return "checkpoint"
+    if _MODEL_RE.search(context) or _MODEL_RE.search(path):
+        return "model"
+    return "file"
+
+
+class ArtifactsParser(BaseParser):
+    """``out.artifact(path, kind=...)`` for every output file the log announces."""
+
+    name = "artifacts"
+    version = "1"
+    priority = 85
+
+    def new_state(self) -> dict[str, Any]:
+        return {"seen": {}}  # path -> kind already reported
+
+    def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
+        for i, text in enumerate(batch.texts):
+            if not _HINTS(text):
+                continue
+            try:
+                self._line(text, batch.offsets[i], state, out)
+            except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
+                out.error(batch.offsets[i], f"artifacts: {type(e).__name__}: {e}", text)
+
+    def _line(self, text: str, offset: int, state: dict[str, Any], out: Emitter) -> None:
+        if text.startswith((" ", "\t")) and text.lstrip().startswith(("File ", "raise ", "at ")):
+            return  # a stack frame quoting code, not a message
+        msg = strip_log_prefix(text).strip()
+        m = _SAVED_TO_RE.search(msg) or _SAVED_COLON_RE.search(msg)
+        if m is None:
+            return
+        path = m.group("p").rstrip(".,;:)'\"")
+        if not path or path in ("/", ".", "./"):
+            return
+        context = msg[: m.start("p")]
+        kind = artifact_kind(context, path)
+        if state["seen"].get(path) == kind:
+            return
+        state["seen"][path] = kind
+        out.artifact(path, offset, kind=kind)
+
+
+PARSERS = [ArtifactsParser()]
