@@ -30,6 +30,7 @@ from loglake.tail import (
     FLAG_INVALID_UTF8,
     FLAG_REDRAWN,
     EnvelopeDecoder,
+    ReadBatch,
     clean_lines,
     detect_envelope,
     read_lines,
@@ -57,6 +58,16 @@ class FileTask:
     max_line: int = 1 << 20
     flush_records: int = 1_000_000
     compressed: bool = False  # offsets are then in the decompressed stream
+    #: where the bytes are read from when not ``path``: the daemon reads a file deleted or
+    #: renamed while open through its descriptor (``/proc/self/fd/N``)
+    source: str | None = None
+    #: stop reading here (a committed offset): ``loglake reindex`` re-parses exactly what the
+    #: lake holds, so a file that grew since is not read past its checkpoint
+    stop_at: int | None = None
+
+    @property
+    def read_path(self) -> str:
+        return self.source or self.path
 
 
 @dataclass
@@ -80,7 +91,7 @@ def _start_offset(task: FileTask) -> tuple[int, dict[str, Any] | None]:
         return (off, cp) if cp.get("size") == task.size else (0, None)
     if off > task.size:
         return 0, None  # truncated since: re-read from the start
-    if off and cp.get("tail") and tail_hash(task.path, off) != cp["tail"]:
+    if off and cp.get("tail") and tail_hash(task.read_path, off) != cp["tail"]:
         return 0, None
     return off, cp
 
@@ -117,13 +128,13 @@ def index_file(
     envelope_kind = (cp or {}).get("envelope")
     head: list[str] = []
     if envelope_kind is None or cp is None:
-        if looks_binary(read_head(task.path)):
+        if looks_binary(read_head(task.read_path)):
             raise SourceError(
                 f"{task.path}: binary data, not a text log",
                 fix="exclude it (sources.exclude) or point loglake at the text logs",
             )
         first: list[bytes] = []
-        for rb in read_lines(task.path, 0, max_line=task.max_line, chunk=1 << 16, final=True):
+        for rb in read_lines(task.read_path, 0, max_line=task.max_line, chunk=1 << 16, final=True):
             first.extend(rb.lines)
             if len(first) >= HEAD_LINES:
                 break
@@ -151,7 +162,7 @@ def index_file(
             "path": task.path,
             "fp_len": task.fp_len,
             "offset": offset,
-            "tail": tail_hash(task.path, offset) if offset and not task.compressed else None,
+            "tail": tail_hash(task.read_path, offset) if offset and not task.compressed else None,
             "size": task.size,
             "mtime": task.mtime,
             "envelope": envelope_kind,
@@ -169,9 +180,9 @@ def index_file(
             "idle_final": idle_final,
         }
 
-    def drain(final: bool) -> ChunkResult:
+    def drain(final: bool, final_from: int | None = None) -> ChunkResult:
         now = datetime.now(tz=UTC)
-        absorb(summaries, out, final=final)
+        absorb(summaries, out, final_from=final_from)
         tables = record_tables(
             out, resolver, source_fp=task.fp, source_path=task.path, observed_at=now
         )
@@ -228,24 +239,36 @@ def index_file(
         lines_total += len(texts)
 
     prev_offset = offset
-    for rb in read_lines(task.path, start, max_line=task.max_line, final=task.idle):
+    for rb in read_lines(task.read_path, start, max_line=task.max_line, final=task.idle):
+        stop = task.stop_at is not None and rb.end_offset >= task.stop_at
+        if stop:
+            rb = _clip(rb, task.stop_at)  # type: ignore[arg-type]
         consume(decoder.feed(rb))
         if on_bytes is not None:
             on_bytes(rb.end_offset - offset)
         offset = rb.end_offset
         if out.count() >= task.flush_records:
             yield drain(final=False)
+        if stop:
+            break
     if task.idle:
         consume(decoder.flush())  # a last partial CRI/Docker line, emitted once
     # Reset the end-of-file verdicts: this finalize replaces any earlier one.
     for s in summaries.values():
         s["final"] = None
+    final_from = len(out.statuses)
     parsers.finalize(out, idle=task.idle, offset=max(offset - 1, 0))
     stats_bytes = offset - prev_offset
-    result = drain(final=True)
+    result = drain(final=True, final_from=final_from)
     result.stats["bytes"] = stats_bytes
     result.stats["lines"] = lines_total
     yield result
+
+
+def _clip(rb: ReadBatch, stop_at: int) -> ReadBatch:
+    keep = sum(1 for o in rb.offsets if o < stop_at)
+    gaps = [g for g in rb.gaps if g.offset < stop_at]
+    return ReadBatch(rb.lines[:keep], rb.offsets[:keep], stop_at, gaps)
 
 
 def file_mtime(path: str) -> float:

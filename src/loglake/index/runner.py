@@ -26,7 +26,7 @@ from loglake.index.discover import discover
 from loglake.index.job import ChunkResult, FileTask, index_file
 from loglake.lake.checkpoint import CheckpointStore, StateLock
 from loglake.lake.writer import LakeWriter
-from loglake.parse.registry import Registry, load_registry
+from loglake.parse.registry import Registry, load_registry, route_file, routed_names
 from loglake.runs.identity import resolve
 from loglake.index.sniff import read_head
 from loglake.tail.fingerprint import fingerprint, identify
@@ -61,8 +61,15 @@ class IndexReport:
             f"indexed {self.files_indexed} file(s) ({self.files_unchanged} unchanged) · "
             f"{len(self.runs)} run(s) · {self.metrics:,} metrics · {self.params:,} params · "
             f"{self.parse_errors} parse error(s) · {len(self.failures)} failed file(s) · "
-            f"{self.bytes / 1e6:,.1f} MB in {self.seconds:.2f}s ({self.mb_per_s:,.1f} MB/s)"
+            f"{_size(self.bytes)} in {self.seconds:.2f}s ({self.mb_per_s:,.1f} MB/s)"
         )
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} B"
 
 
 def _registry_for(config: Config, routed: set[str]) -> Registry:
@@ -120,6 +127,7 @@ def plan(
         if cp and cp.get("size") == st.st_size and (cp.get("idle_final") or not idle):
             unchanged += 1
             continue
+        routed, auto_detect = route_file(config, f.source, f.path, f.root, identity.namespace)
         compressed = read_head(f.path, 4).startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd"))
         tasks.append(
             FileTask(
@@ -130,8 +138,8 @@ def plan(
                 size=st.st_size,
                 mtime=st.st_mtime,
                 identity=identity,
-                routed=tuple(f.source.parsers),
-                auto_detect=f.source.auto_detect,
+                routed=routed,
+                auto_detect=auto_detect,
                 checkpoint=cp,
                 idle=idle,
                 max_line=config.index.max_line_bytes,
@@ -221,7 +229,7 @@ def run_index(
     report = IndexReport()
     state = config.state_path()
     state.mkdir(parents=True, exist_ok=True)
-    routed = {n for s in config.sources for n in s.parsers}
+    routed = routed_names(config)
     with StateLock(state):
         store = CheckpointStore(state)
         writer = LakeWriter(

@@ -47,14 +47,22 @@ def _summary(summaries: dict[str, dict[str, Any]], sub: str | None) -> dict[str,
     return summaries[key]
 
 
-def absorb(summaries: dict[str, dict[str, Any]], out: Emitter, *, final: bool = False) -> None:
-    """Fold an emitter's status/fact/subrun observations into the per-run summaries."""
+def absorb(
+    summaries: dict[str, dict[str, Any]], out: Emitter, *, final_from: int | None = None
+) -> None:
+    """Fold an emitter's status/fact/subrun observations into the per-run summaries.
+
+    Status observations from index ``final_from`` on were made by ``finalize()``: there a
+    ``completed`` is only an end-of-file verdict (a clean end), which must never hide a failure
+    seen earlier, while a ``failed`` (a traceback held until the end) stays decisive.
+    """
     st = out.statuses.data
-    for sub, status, reason, error, offset in zip(
-        st["sub"], st["status"], st["reason"], st["error"], st["offset"], strict=True
+    for i, (sub, status, reason, error, offset) in enumerate(
+        zip(st["sub"], st["status"], st["reason"], st["error"], st["offset"], strict=True)
     ):
         s = _summary(summaries, sub)
-        if status in DECISIVE:
+        final = final_from is not None and i >= final_from
+        if status in DECISIVE and not (final and status == "completed"):
             dec = s["decisive"]
             if dec is None or offset >= dec[3]:
                 # Keep the error line of an earlier failure when a later one has none.
