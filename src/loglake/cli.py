@@ -6,6 +6,7 @@ Data goes to stdout, messages and progress to stderr; exit codes mean something 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -13,13 +14,26 @@ from collections.abc import Sequence
 from loglake import __version__
 from loglake.errors import ExitCode, LoglakeError
 
+# Modules that add their own sub-commands: each has ``register(subparsers, add_config)``.
+# Each module's functions are the ones the daemon and tests call; the CLI only wires them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "loglake.explore.cli",
+    "loglake.parsers_cli",
+    "loglake.watch.cli",
+)
+
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", help="config file (TOML); default: $LOGLAKE_CONFIG or built-in")
     p.add_argument("--lake", help="lake location (folder or s3://…); overrides the config")
 
 
-def _config(args: argparse.Namespace):  # noqa: ANN202
+def load_cli_config(args: argparse.Namespace):
+    """The config for a command: file/env, then ``--lake`` on the command line."""
+    return _config(args)
+
+
+def _config(args: argparse.Namespace):
     from loglake.config import load_config
 
     cfg = load_config(args.config)
@@ -70,30 +84,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from loglake.config import load_config
-    from loglake.parse.registry import load_registry
+    from loglake.parse.registry import registry_for
 
     cfg = load_config(args.file)
-    routed = {n for s in cfg.sources for n in s.parsers}
-    reg = load_registry(cfg.parsers.dirs, disable=cfg.parsers.disable, routed=routed)
+    reg = registry_for(cfg)
     where = args.file or "built-in defaults"
     print(
         f"{where}: ok — lake {cfg.lake}, {len(cfg.sources)} source(s), "
         f"{len(reg.entries)} parser(s)"
     )
-    for err in reg.broken.values():
-        print(f"warning: {err}", file=sys.stderr)
-    return ExitCode.OK
-
-
-def cmd_parsers_list(args: argparse.Namespace) -> int:
-    from loglake.parse.registry import load_registry
-
-    cfg = _config(args)
-    reg = load_registry(cfg.parsers.dirs, disable=cfg.parsers.disable)
-    rows = sorted(reg.entries.items(), key=lambda kv: (kv[1].parser.priority, kv[0]))
-    print(f"{'NAME':<22} {'VERSION':<8} {'PRIORITY':>8}  ORIGIN")
-    for name, e in rows:
-        print(f"{name:<22} {e.parser.version:<8} {e.parser.priority:>8}  {e.origin}")
     for err in reg.broken.values():
         print(f"warning: {err}", file=sys.stderr)
     return ExitCode.OK
@@ -132,11 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("file", nargs="?", help="config file (default: $LOGLAKE_CONFIG or built-in)")
     va.set_defaults(func=cmd_validate)
 
-    pa_ = sub.add_parser("parsers", help="list and test parsers")
-    psub = pa_.add_subparsers(dest="parsers_command", metavar="ACTION")
-    pl = psub.add_parser("list", help="installed parsers (name, version, origin)")
-    _add_config(pl)
-    pl.set_defaults(func=cmd_parsers_list)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub, _add_config)
     return p
 
 

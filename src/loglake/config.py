@@ -13,7 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loglake.errors import ConfigError
 
@@ -81,10 +88,83 @@ class IndexConfig(_Model):
         return v
 
 
+class WatchConfig(_Model):
+    """The daemon (`loglake watch`): how often it looks, flushes and gives up on a quiet log."""
+
+    #: a buffered record is committed to the lake within about this long
+    flush_interval: str = "5s"
+    #: ... or as soon as this many rows are buffered
+    flush_records: int = Field(100_000, ge=1)
+    #: rows held in memory before reading pauses (backpressure from a slow lake)
+    max_buffer_bytes: int = Field(64 << 20, ge=1 << 20)
+    #: full listing of every source: the authority behind filesystem events
+    rescan_interval: str = "10s"
+    #: how often a `observer = "polling"` source is polled
+    poll_interval: str = "1s"
+    #: files not modified for this long when first seen are not read (e.g. "7d"); off by default
+    ignore_older: str | None = None
+    #: where to start in files already there at the first start (no checkpoint yet)
+    start_position: Literal["beginning", "end"] = "beginning"
+    #: a live log idle this long is finalized (killed/completed); default: index.job_end_timeout
+    idle_timeout: str | None = None
+    max_open_files: int = Field(4096, ge=16)
+    #: Prometheus endpoint, e.g. "127.0.0.1:9464"; off by default
+    metrics_listen: str | None = None
+
+    @field_validator(
+        "flush_interval", "rescan_interval", "poll_interval", "ignore_older", "idle_timeout"
+    )
+    @classmethod
+    def _dur(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{v!r} is not host:port; write e.g. 127.0.0.1:9464")
+        return v
+
+
+class RouteConfig(_Model):
+    """Which parsers a group of logs uses, chosen by path pattern, source and/or namespace.
+
+    Every condition given must hold; a file matched by several routes gets all their parsers.
+    """
+
+    #: globs over the path relative to its source folder (or absolute), e.g. "team-a/**"
+    match: list[str] = Field(default_factory=list)
+    source: str | None = None  # a [[sources]] name
+    namespace: str | None = None  # a glob over the run's namespace
+    parsers: list[str] = Field(min_length=1)
+    #: false: matching files get only the routed parsers (and their source's), no auto-detection
+    auto_detect: bool = True
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> RouteConfig:
+        if not (self.match or self.source or self.namespace):
+            raise ValueError(
+                'a route needs match = "team-a/**", source = "..." or namespace = "..."; '
+                "to use a parser everywhere, list it in [[sources]] parsers"
+            )
+        return self
+
+
 class ParsersConfig(_Model):
     dirs: list[str] = Field(default_factory=list)
     disable: list[str] = Field(default_factory=list)
     regex_timeout: float = Field(0.05, gt=0)
+    route: list[RouteConfig] = Field(default_factory=list)
 
 
 class Config(_Model):
@@ -95,6 +175,18 @@ class Config(_Model):
     sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig()])
     index: IndexConfig = Field(default_factory=IndexConfig)
     parsers: ParsersConfig = Field(default_factory=ParsersConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    #: metrics defined after the fact: name → SQL expression over metric keys at one step,
+    #: e.g. gap = "train_accuracy - val_accuracy"
+    derived: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("derived")
+    @classmethod
+    def _check_derived(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, expr in v.items():
+            if not name.strip() or not expr.strip():
+                raise ValueError(f"derived metric {name!r} needs a name and an SQL expression")
+        return v
 
     def state_path(self) -> Path:
         if self.state_dir:

@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from importlib import resources
 from pathlib import Path
 
 from loglake.parse.base import Parser
+
+log = logging.getLogger(__name__)
 
 
 def builtin_parser_dir() -> Path:
@@ -27,13 +30,24 @@ def builtin_python_parsers() -> list[Parser]:
 
     found: list[Parser] = []
     for mod in sorted(pkgutil.iter_modules(builtins.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{builtins.__name__}.{mod.name}")
+        try:
+            module = importlib.import_module(f"{builtins.__name__}.{mod.name}")
+        except Exception as e:  # noqa: BLE001 - one broken module must not drop every built-in
+            log.warning("built-in parser module %s failed to load: %s", mod.name, e)
+            continue
         found.extend(getattr(module, "PARSERS", []))
     return found
 
 
 def builtin_parsers() -> list[Parser]:
     """Every built-in parser: Python ones plus the declarative files shipped in the wheel."""
-    from loglake.parse.declarative import load_parser_dir
+    from loglake.errors import ParserLoadError
+    from loglake.parse.declarative import load_parser_file
 
-    return [*builtin_python_parsers(), *load_parser_dir(builtin_parser_dir(), trusted=True)]
+    parsers = builtin_python_parsers()
+    for path in sorted(builtin_parser_dir().glob("*.toml")):
+        try:
+            parsers.append(load_parser_file(path, trusted=True))
+        except ParserLoadError as e:
+            log.warning("built-in parser %s failed to load: %s", path.name, e.one_line())
+    return parsers
