@@ -1,0 +1,255 @@
+"""The fallback metrics parser: numbers any training script prints, with their step/epoch.
+
+Runs after every specific parser and skips the lines they claimed. What it reads:
+
+- JSON lines and Python dict lines (``{'loss': '3.762', 'epoch': '0.05'}`` from HF's
+  printer callback; fairseq's and detectron's JSON stats, also after a ``label:``);
+- ``key=value`` / ``key: value`` pairs and whole ``word number`` runs
+  (``epoch 1/5 step 10 train_loss 0.5601 lr 0.0500``, ``test accuracy: 0.9694``);
+- padded tables: fastai's ``epoch  train_loss  valid_loss`` header then its rows, and
+  Lightning's two-cell ``│ test_acc │ 0.92 │`` result rows;
+- the step/epoch context those lines carry or that an earlier line set
+  (``Epoch 3/10`` then a bare ``val_loss: 0.3``).
+
+A number becomes a metric when its name is metric-like (``loss``, ``val_acc``), or when it
+sits on a line that also has a metric-like name (``lr`` next to ``train_loss``), or when it is
+tied by ``=``/``:`` on a line that names its own step/epoch. Everything else (settings,
+counts, sizes, versions, ETA, progress percentages) is left alone: a wrong metric pollutes
+every comparison, a missed one is only a gap.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from loglake.parse.base import BaseParser, LineBatch
+from loglake.parse.kv import (
+    Pair,
+    find_context,
+    flatten,
+    message_pairs,
+    normalize_message,
+    number_of,
+    parse_mapping,
+)
+from loglake.parse.records import Emitter
+from loglake.parse.timestamps import split_log_prefix
+from loglake.parse.values import normalize_key, to_int, to_number
+from loglake.parse.vocabulary import (
+    has_stopword,
+    is_config_label,
+    is_metric_name,
+    is_skip_key,
+    step_kind,
+)
+
+_DIGIT_RE = re.compile(r"\d")
+# Warnings, stack frames, exception lines ("RuntimeError: ... (32x19 and 20x64)"), URLs.
+_NOISE_RE = re.compile(
+    r"Warning\b|warnings\.warn|^\s*File \"|^\s*at [\w.$]+\(|https?://|Traceback \("
+    r"|^(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception|Interrupt)\b"
+)
+_COLUMN_RE = re.compile(r"[A-Za-z_][\w.\-/@]*")
+_FRAME_RE = re.compile(r"\s+File \"[^\"]*\", line \d+")
+_LABEL_DICT_RE = re.compile(r"(?P<label>[A-Za-z_][\w .\-/]{0,40}?)\s*[:=]\s*(?P<obj>\{.*\})")
+_key = lru_cache(maxsize=8192)(normalize_key)  # the same few names repeat on every line
+_QUIET_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
+
+
+class GenericMetricsParser(BaseParser):
+    """Metrics from lines no specific parser claimed."""
+
+    name = "generic"
+    version = "1"
+    priority = 90
+
+    def new_state(self) -> dict[str, Any]:
+        return {"step": None, "epoch": None, "tb": False, "cols": None}
+
+    def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
+        tss = batch.ts
+        for i, text in enumerate(batch.texts):
+            offset = batch.offsets[i]
+            try:
+                self._line(text, offset, tss[i] if tss is not None else None, state, out)
+            except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
+                out.error(offset, f"generic metrics: {type(e).__name__}: {e}", text)
+
+    def _line(
+        self, text: str, offset: int, ts: float | None, state: dict[str, Any], out: Emitter
+    ) -> None:
+        if not text:
+            return
+        if state["tb"]:
+            # Frames and source lines of a traceback are indented; the exception line ends it.
+            if text[0] in " \t" or not text.strip():
+                return
+            state["tb"] = False
+            return
+        if text.startswith("Traceback (most recent call last)") or _FRAME_RE.match(text):
+            state["tb"] = True  # a frame line alone (a logged stack) is followed by source
+            return
+        if not _DIGIT_RE.search(text):
+            if "  " in text:  # a padded header row opens a table; any other line ends one
+                state["cols"] = _table_header(text)
+            return
+        stamp, level, msg = split_log_prefix(text)
+        if level in _QUIET_LEVELS or _NOISE_RE.search(msg):
+            return
+        if ts is None:
+            ts = stamp
+        msg = msg.strip()
+        claimed = out.is_claimed(offset)
+        if state["cols"]:
+            pairs = _table_row(msg, state["cols"])
+            if pairs is None:
+                state["cols"] = None
+            else:
+                self._pairs(pairs, None, None, offset, ts, claimed, state, out)
+                return
+        if (
+            "{" in msg
+            and msg.endswith("}")
+            and self._dict_line(msg, offset, ts, claimed, state, out)
+        ):
+            return
+        norm = normalize_message(msg)
+        pairs = message_pairs(norm)
+        step, epoch = find_context(norm, leading_counter=bool(pairs))
+        self._pairs(pairs, step, epoch, offset, ts, claimed, state, out)
+
+    def _pairs(
+        self,
+        pairs: list[Pair],
+        step: int | None,
+        epoch: float | None,
+        offset: int,
+        ts: float | None,
+        claimed: bool,
+        state: dict[str, Any],
+        out: Emitter,
+    ) -> None:
+        """Emit a line's pairs as metrics (unless claimed), with its step/epoch context."""
+        values: list[Pair] = []
+        for p in pairs:
+            kind = step_kind(p.key) or (
+                step_kind(p.key.rsplit(" ", 1)[-1]) if " " in p.key else None
+            )
+            if kind == "step":
+                if p.unit in ("", "/") and p.value.is_integer():
+                    step = int(p.value)
+            elif kind == "epoch":
+                if p.unit in ("", "/"):
+                    epoch = p.value
+            else:
+                values.append(p)
+        at_step, at_epoch = _context(step, epoch, state)
+        if claimed or not values:
+            return
+        has_metric = any(is_metric_name(p.key) for p in values)
+        own = step is not None or epoch is not None
+        seen: set[str] = set()
+        for p in values:
+            if p.unit == "/" or is_skip_key(p.key):
+                continue
+            metric_like = is_metric_name(p.key)
+            if p.unit not in ("", "%") and not metric_like:
+                continue  # 12ms, 1.5GB, 433M: sizes and durations unless clearly a metric
+            if not (metric_like or has_metric or (own and p.explicit)):
+                continue
+            if " " in p.key and has_stopword(p.key.split()):
+                continue
+            key = _key(p.key)
+            if not key or key in seen:
+                continue
+            seen.add(key)
+            out.metric(key, p.value, offset, step=at_step, epoch=at_epoch, ts=ts)
+
+    def _dict_line(
+        self,
+        msg: str,
+        offset: int,
+        ts: float | None,
+        claimed: bool,
+        state: dict[str, Any],
+        out: Emitter,
+    ) -> bool:
+        """A JSON/dict line (maybe after ``label:``); True when the line was read as one."""
+        step: int | None = None
+        epoch: float | None = None
+        if msg.startswith("{"):
+            obj = parse_mapping(msg)
+        else:
+            m = _LABEL_DICT_RE.fullmatch(msg)
+            if not m or is_config_label(m.group("label")):
+                return False
+            obj = parse_mapping(m.group("obj"))
+            step, epoch = find_context(m.group("label"))  # "epoch 0: {'accuracy': 0.8}"
+        if not obj:
+            return False
+        numbers: list[tuple[str, float]] = []
+        for key, value in flatten(obj, "/"):
+            kind = step_kind(key)
+            num = number_of(value)
+            if kind == "step":
+                step = to_int(num) if num is not None else None
+            elif kind == "epoch":
+                epoch = num
+            elif num is not None and not is_skip_key(key):
+                numbers.append((key, num))
+        if step is None and epoch is None and not any(is_metric_name(k) for k, _ in numbers):
+            return True  # a settings dict: the params parser's business
+        at_step, at_epoch = _context(step, epoch, state)
+        if claimed:
+            return True
+        for key, num in numbers:
+            out.metric(_key(key), num, offset, step=at_step, epoch=at_epoch, ts=ts)
+        return True
+
+
+def _table_header(text: str) -> list[str] | None:
+    """Column names of a padded table header (fastai: ``epoch  train_loss  valid_loss  time``)."""
+    cols = text.split()
+    if not 3 <= len(cols) <= 40 or not all(_COLUMN_RE.fullmatch(c) for c in cols):
+        return None
+    if has_stopword(cols) or not any(is_metric_name(c) for c in cols):
+        return None
+    return cols
+
+
+def _table_row(msg: str, cols: list[str]) -> list[Pair] | None:
+    """The numbers of a row under a table header, paired with their columns."""
+    cells = msg.split()
+    if len(cells) != len(cols):
+        return None
+    pairs = []
+    for col, cell in zip(cols, cells, strict=True):
+        num = to_number(cell)
+        if num is not None:
+            pairs.append(Pair(col, num, "", True))
+    return pairs or None
+
+
+def _context(
+    step: int | None, epoch: float | None, state: dict[str, Any]
+) -> tuple[int | None, float | None]:
+    """Step/epoch for a line's values, updating the running context.
+
+    A line with its own step keeps the current epoch (epochs are coarser); a line with only
+    its own epoch gets no step (the last step seen belongs to a finer series, and an epoch
+    summary is numbered by its epoch); a line with neither takes both from context.
+    """
+    if step is None and epoch is None:
+        return state["step"], state["epoch"]
+    if step is not None:
+        state["step"] = step
+        if epoch is None:
+            return step, state["epoch"]
+    if epoch is not None:
+        state["epoch"] = epoch
+    return step, epoch
+
+
+PARSERS: list[BaseParser] = [GenericMetricsParser()]

@@ -1,0 +1,186 @@
+"""Reading the timestamp, level and logger name that logging frameworks put before a message.
+
+Runs on every line, so it rejects fast: a timestamp prefix starts with a digit, ``[`` or a
+glog level letter followed by a digit; anything else costs one character test.
+
+Formats understood at the start of a line (UTC when the line names no zone):
+``2026-11-27 05:15:19,749`` / ``.749`` / ISO 8601 with ``T``, ``Z`` or an offset,
+``2026/11/27 05:15:19``, ``11/27/2026 05:15:19`` (HF examples), ``[2026-11-27 05:15:19]``,
+Optuna's ``[I 2026-11-27 05:15:16,121]``, detectron2's ``[11/27 05:15:19 d2.engine]:`` and
+absl/glog ``I1127 05:15:16.121000 12345 file.py:12]`` (these two print no year: the
+current year is assumed, or the previous one when that would put the line in the future).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+
+_LEVEL_LETTERS = {
+    "D": "DEBUG",
+    "I": "INFO",
+    "W": "WARNING",
+    "E": "ERROR",
+    "C": "CRITICAL",
+    "F": "FATAL",
+}
+
+_TIME = r"(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})(?:[.,](?P<f>\d{1,9}))?"
+_ZONE = r"(?:\s?(?P<z>Z|UTC|[+-]\d{2}:?\d{2})(?![\d:]))?"
+_YMD = rf"(?P<Y>\d{{4}})(?P<sep>[-/])(?P<M>\d{{2}})(?P=sep)(?P<D>\d{{2}})[T ]{_TIME}{_ZONE}"
+_MDY = rf"(?P<M>\d{{2}})/(?P<D>\d{{2}})/(?P<Y>\d{{4}}),? {_TIME}"
+_MD = rf"(?P<M>\d{{2}})/(?P<D>\d{{2}}) {_TIME}"
+
+_PLAIN_RES = (re.compile(_YMD), re.compile(_MDY))
+_BRACKET_RES = (
+    # [2026-11-27 05:15:19,123]  [I 2026-11-27 05:15:16,121]  [2026-11-27 05:15:19 name]
+    re.compile(rf"\[(?:(?P<lv>[DIWECF]) )?{_YMD}(?:\s+[\w.\-]+)?\s*\]:?"),
+    re.compile(rf"\[{_MDY}(?:\s+[\w.\-]+)?\s*\]:?"),
+    re.compile(rf"\[{_MD}(?:\s+[\w.\-]+)?\s*\]:?"),  # detectron2
+)
+_GLOG_RE = re.compile(rf"(?P<lv>[DIWECF])(?P<M>\d{{2}})(?P<D>\d{{2}}) {_TIME}\s+\d+\s+[^\s\]]+\]")
+_SPACE_RE = re.compile(r"\s*")
+
+
+def _epoch_seconds(m: re.Match[str]) -> float | None:
+    g = m.groupdict()
+    try:
+        month, day = int(g["M"]), int(g["D"])
+        hour, minute, sec = int(g["h"]), int(g["mi"]), int(g["s"])
+    except (TypeError, ValueError):
+        return None
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and sec < 61):
+        return None
+    frac = float("0." + g["f"]) if g.get("f") else 0.0
+    offset = 0
+    zone = g.get("z")
+    if zone and zone not in ("Z", "UTC"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
+    year_text = g.get("Y")
+    if year_text:
+        return calendar.timegm((int(year_text), month, day, hour, minute, sec)) + frac - offset
+    now = time.time()
+    year = time.gmtime(now).tm_year
+    ts = calendar.timegm((year, month, day, hour, minute, sec)) + frac
+    if ts > now + 2 * 86400:  # a December line read in January
+        ts = calendar.timegm((year - 1, month, day, hour, minute, sec)) + frac
+    return ts
+
+
+def _match(text: str) -> tuple[float | None, int, str | None]:
+    """(epoch seconds, prefix length incl. trailing spaces, level named inside the stamp)."""
+    if not text:
+        return None, 0, None
+    c = text[0]
+    m: re.Match[str] | None = None
+    if "0" <= c <= "9":
+        for rx in _PLAIN_RES:
+            m = rx.match(text)
+            if m:
+                break
+    elif c == "[":
+        if len(text) > 1 and (
+            text[1].isdigit() or (text[1] in _LEVEL_LETTERS and text[2:3] == " ")
+        ):
+            for rx in _BRACKET_RES:
+                m = rx.match(text)
+                if m:
+                    break
+    elif c in _LEVEL_LETTERS and len(text) > 1 and text[1].isdigit():
+        m = _GLOG_RE.match(text)
+    if m is None:
+        return None, 0, None
+    ts = _epoch_seconds(m)
+    if ts is None:
+        return None, 0, None
+    end = _SPACE_RE.match(text, m.end()).end()  # type: ignore[union-attr]
+    letter = m.groupdict().get("lv")
+    return ts, end, _LEVEL_LETTERS.get(letter) if letter else None
+
+
+def leading_timestamp(text: str) -> tuple[float | None, int]:
+    """Epoch seconds of a timestamp at the start of ``text`` and the prefix length consumed.
+
+    ``(None, 0)`` when the line does not start with a timestamp.
+    """
+    ts, end, _ = _match(text)
+    return ts, end
+
+
+_LEVELS = r"DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|NOTICE|TRACE|SUCCESS"
+# torchrun's "[rank0]:", Lightning's "[rank: 0]", and srun --label's "0: " before a stamp
+_RANK_RE = re.compile(
+    r"(?:\[(?:rank\s*(?::\s*)?\d+|default\d+)\]:?|\d{1,4}: ?(?=\d{4}-\d\d-\d\d|\[))\s*"
+)
+# No two \s* side by side with only optional text between: they would split a long run
+# of spaces every possible way before failing.
+_LEVEL_RE = re.compile(
+    r"(?:[|:\-]\s*)?"
+    # a logger name before the level: "mmdet - INFO", "[__main__][INFO]", "d2.engine INFO:"
+    rf"(?:\[?[A-Za-z_][\w.\-]*\]?\s*(?:[|\-]\s*)?(?=\[?(?:{_LEVELS})\b))?"
+    # transformers' own format: "[INFO|configuration_utils.py:731] 2026-... >> msg"
+    rf"\[?(?P<level>{_LEVELS})\b(?:\|[^\]\s]*)?\]?"
+    r"(?:(?P<py>:)(?=[\w<])|\s*(?:[|:\-]\s*)?)"
+)
+_ARROW_RE = re.compile(r">>\s*")
+# After a level: "__main__ - ", "fairseq.trainer | ", "__main__:main:10 - ", "[trainer] "
+_LOGGER_SEP_RE = re.compile(r"(?:\[[\w.\-]+\]:?\s*|[\w.\-<>]+(?::[\w.\-<>]+)*\s*(?:\s-\s|\|)\s*)")
+_LOGGER_PY_RE = re.compile(r"[\w.\-<>]+:")
+# "trainer: epoch 1/5 ..." — a name, a colon, then prose (not a number, dict or single value)
+_LOGGER_COLON_RE = re.compile(r"[A-Za-z_][\w.\-]*:\s+(?=[^\s\d+\-.{\['\"(]\S*\s+\S)")
+
+
+def split_log_prefix(text: str) -> tuple[float | None, str | None, str]:
+    """(timestamp, level, message) of a log line; the message keeps its indentation when the
+    line has no prefix, so indented config blocks stay recognizable."""
+    pos = 0
+    m = _RANK_RE.match(text)
+    if m:
+        pos = m.end()
+    ts, n, level = _match(text[pos:] if pos else text)
+    pos += n
+    m = _RANK_RE.match(text, pos)
+    if m:
+        pos = m.end()
+    stamped = pos > 0
+    pycolon = False
+    m = _LEVEL_RE.match(text, pos)
+    if m and (stamped or m.start() == 0):
+        level = m.group("level")
+        pycolon = m.group("py") is not None
+        pos = m.end()
+        if ts is None and pos < len(text) and text[pos].isdigit():
+            ts, n, _ = _match(text[pos:])  # the stamp after the level (transformers)
+            pos += n
+            m2 = _ARROW_RE.match(text, pos)
+            if m2:
+                pos = m2.end()
+        if pycolon:
+            m2 = _LOGGER_PY_RE.match(text, pos)
+            if m2:
+                pos = m2.end()
+        else:
+            m2 = _LOGGER_SEP_RE.match(text, pos)
+            if m2:
+                pos = m2.end()
+        stamped = True
+    if stamped and not pycolon:
+        m2 = _LOGGER_COLON_RE.match(text, pos)
+        if m2:
+            pos = m2.end()
+    if pos == 0:
+        return None, None, text
+    return ts, level, text[pos:].lstrip()
+
+
+def strip_log_prefix(text: str) -> str:
+    """The message of a log line without its timestamp, level and logger name."""
+    if not text:
+        return text
+    c = text[0]
+    if not (c.isdigit() or c == "[" or c.isupper()):
+        return text
+    return split_log_prefix(text)[2]
