@@ -48,28 +48,35 @@ def _summary(summaries: dict[str, dict[str, Any]], sub: str | None) -> dict[str,
 
 
 def absorb(
-    summaries: dict[str, dict[str, Any]], out: Emitter, *, final_from: int | None = None
+    summaries: dict[str, dict[str, Any]],
+    out: Emitter,
+    *,
+    final: bool = False,
+    final_from: int | None = None,
 ) -> None:
     """Fold an emitter's status/fact/subrun observations into the per-run summaries.
 
     Status observations from index ``final_from`` on were made by ``finalize()``: there a
     ``completed`` is only an end-of-file verdict (a clean end), which must never hide a failure
     seen earlier, while a ``failed`` (a traceback held until the end) stays decisive.
+    ``final=True`` says every observation in ``out`` came from ``finalize()``.
     """
+    if final and final_from is None:
+        final_from = 0
     st = out.statuses.data
     for i, (sub, status, reason, error, offset) in enumerate(
         zip(st["sub"], st["status"], st["reason"], st["error"], st["offset"], strict=True)
     ):
         s = _summary(summaries, sub)
-        final = final_from is not None and i >= final_from
-        if status in DECISIVE and not (final and status == "completed"):
+        at_end = final_from is not None and i >= final_from
+        if status in DECISIVE and not (at_end and status == "completed"):
             dec = s["decisive"]
             if dec is None or offset >= dec[3]:
                 # Keep the error line of an earlier failure when a later one has none.
                 if dec and status == dec[0] == "failed" and not error:
                     error = dec[2]
                 s["decisive"] = [status, reason, error, offset]
-        elif final or status == "running":
+        elif at_end or status == "running":
             fin = s["final"]
             if fin is None or _FINAL_RANK.get(status, 0) > _FINAL_RANK.get(fin[0], 0):
                 s["final"] = [status, reason]
