@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from loglake.parse.base import LineBatch
-from loglake.parse.builtins.status import HintFilter, StatusParser, exit_code_of
+from loglake.parse.builtins.status import StatusParser
+from loglake.parse.failures import exit_code_of
+from loglake.parse.hints import HintFilter
 from loglake.parse.records import Emitter
 from loglake.runs.summary import absorb, resolve_status
 from loglake.tail.cleanup import clean_lines

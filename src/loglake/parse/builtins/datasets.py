@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.builtins.status import HintFilter
+from loglake.parse.hints import HintFilter
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import strip_log_prefix
 

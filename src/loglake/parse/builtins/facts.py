@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.builtins.status import HintFilter, exit_code_of
+from loglake.parse.failures import exit_code_of
+from loglake.parse.hints import HintFilter
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
 

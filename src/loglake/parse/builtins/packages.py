@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.builtins.status import HintFilter
+from loglake.parse.hints import HintFilter
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import strip_log_prefix
 from loglake.parse.vocabulary import is_metric_name, step_kind

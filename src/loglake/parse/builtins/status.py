@@ -17,48 +17,27 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
+from loglake.parse.failures import (
+    EXC_RE,
+    MAX_ERROR_CHARS,
+    State,
+    decide,
+    exception_line,
+    failure_markers,
+    failure_reason,
+)
+from loglake.parse.hints import HintFilter
 from loglake.parse.kv import find_context, message_pairs, normalize_message
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
 from loglake.parse.vocabulary import is_metric_name, step_kind
 
-MAX_ERROR_CHARS = 1000
 TAIL_SCAN_LINES = 400  # lines read backwards from a batch end to classify the log's tail
 RESUMED_LINES = 2  # training lines after a traceback that show it was handled
 KILLED = "log stopped mid-stream"
 CLEAN_END = "clean end"
 
 # torchrun's "[rank0]:" / "[default0]:", srun --label's "3: ", Ray's "(pid=12, ip=...)".
-State = dict[str, Any]
-_SHAPE = bytes.maketrans(b"123456789", b"000000000")
-
-
-class HintFilter:
-    """Whether a line holds one of some substrings, remembered per line *shape* (the text
-    with every digit read as 0). Training logs repeat a few line templates with changing
-    numbers, so almost every line is answered by one translate and one dict lookup instead
-    of dozens of substring scans. Hints hold no digits, so a shape answers for all its lines.
-    (Bytes: ``bytes.translate`` is an order of magnitude faster than ``str.translate``.)
-    """
-
-    def __init__(self, hints: tuple[str, ...], size: int = 4096) -> None:
-        if any(c.isdigit() for h in hints for c in h):
-            raise ValueError("hints must not contain digits")
-        self.hints = hints
-        self.size = size
-        self._seen: dict[bytes, bool] = {}
-
-    def __call__(self, text: str) -> bool:
-        shape = text.encode("utf-8", "surrogatepass").translate(_SHAPE)
-        hit = self._seen.get(shape)
-        if hit is None:
-            hit = any(map(text.__contains__, self.hints))
-            if len(self._seen) >= self.size:
-                self._seen.clear()
-            self._seen[shape] = hit
-        return hit
-
-
 _RANK_PREFIX_RE = re.compile(
     r"(?:\[(?:rank|default)\d+\]:|\d{1,4}:(?= )|\((?:[\w.]+ )?pid=\d+(?:, ip=[\d.]+)?\))\s?"
 )
@@ -70,7 +49,6 @@ _TB_HEAD = "Traceback (most recent call last)"
 # worker thread dying): the job's fate is told elsewhere.
 _IGNORED_HEADS = ("Exception ignored in", "Error in atexit._run_exitfuncs", "Exception in thread T")
 _FRAME_START = (" ", "\t", "│", "┃", "╭", "╰", "|", "^", "~")
-_EXC_RE = re.compile(r"(?:[A-Za-z_]\w*\.)*(?P<name>[A-Z]\w*)(?::(?:\s.*)?)?")
 _LOG_WORDS = frozenset(
     {"INFO", "WARNING", "WARN", "ERROR", "DEBUG", "CRITICAL", "FATAL", "NOTE", "TRACE", "Epoch"}
 )
@@ -80,125 +58,7 @@ _CHAIN_RE = re.compile(
 _CHILD_FIELD_RE = re.compile(r"(?P<k>time|host|rank|exitcode|error_file|traceback)\s*:\s*(?P<v>.*)")
 _EXITCODE_NUM_RE = re.compile(r"-?\d+")
 
-# -- failure reasons -------------------------------------------------------------------------
-
-_OOM_RE = re.compile(
-    r"out of memory|OutOfMemory|\bOOM\b|RESOURCE_EXHAUSTED|oom[-_ ]kill|Out Of Memory|"
-    r"\bMemoryError\b|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation|"
-    r"Cannot allocate memory",
-    re.IGNORECASE,
-)
-_NCCL_TIMEOUT_RE = re.compile(
-    r"Watchdog caught collective operation timeout|Some NCCL operations have failed or timed out"
-    r"|ProcessGroupNCCL's watchdog got stuck|NCCL.{0,80}tim(?:ed out|eout)",
-    re.IGNORECASE,
-)
-_NCCL_ERROR_RE = re.compile(r"\bNCCL error\b|\bnccl\w*Error\b|NCCL communicator was aborted")
-
-
-def failure_reason(text: str) -> str | None:
-    """The reason word for a failure message: ``out_of_memory``, ``nccl_timeout``..."""
-    if _OOM_RE.search(text):
-        return "out_of_memory"
-    if _NCCL_TIMEOUT_RE.search(text):
-        return "nccl_timeout"
-    if _NCCL_ERROR_RE.search(text):
-        return "nccl_error"
-    if "KeyboardInterrupt" in text:
-        return "cancelled"
-    return None
-
-
-# -- exit codes ------------------------------------------------------------------------------
-
-_EXIT_RES = (
-    re.compile(r"Process finished with exit code (?P<c>-?\d+)"),
-    re.compile(r"\b[Ee]xit(?:ed)? with (?:exit )?(?:code|status) (?P<c>-?\d+)\b"),
-    re.compile(r"(?i)\bexit(?:ed)?[ _](?:code|status)\s*[:=]?\s*(?P<c>-?\d+)\b"),
-    re.compile(
-        r"(?i)\b(?:finished|terminated|completed|failed) with (?:exit )?code (?P<c>-?\d+)\b"
-    ),
-    re.compile(r"(?i)\bexit(?:s|ed)? with return code\s*=?\s*(?P<c>-?\d+)"),  # DeepSpeed
-)
-
-
-def exit_code_of(text: str) -> int | None:
-    """The process exit status a launcher or wrapper printed (``exit code 1``,
-    ``exited with code 137``, Slurm's ``Exited with exit code 1``), or ``None``."""
-    if "xit" not in text and "code" not in text:
-        return None
-    if "non-zero exit status" in text:  # subprocess.CalledProcessError: a child, not the job
-        return None
-    for rx in _EXIT_RES:
-        m = rx.search(text)
-        if m:
-            return int(m.group("c"))
-    return None
-
-
-# -- hard failures and completion markers ----------------------------------------------------
-
-_SLURM_CANCEL_RE = re.compile(
-    r"\*{3} (?:JOB|STEP) (?P<id>\S+) (?:ON (?P<node>\S+) )?CANCELLED\b(?: AT \S+)?(?P<rest>.*)$"
-)
-_SLURM_DUE = (
-    ("TIME LIMIT", "time_limit"),
-    ("PREEMPTION", "preempted"),
-    ("NODE FAIL", "node_failure"),
-    ("REQUEUE", "preempted"),
-)
-_SLURM_OOM_RE = re.compile(r"Detected \d+ oom[-_]kill events?", re.IGNORECASE)
-_SRUN_RE = re.compile(r"srun: error: (?P<node>\S+): tasks? (?P<tasks>[\d,\-]+): (?P<what>.+)$")
-_SLURM_STATE_RE = re.compile(
-    r"^\s*(?:State|JobState|Job State)\s*[:=]\s*(?P<st>COMPLETED|FAILED|TIMEOUT|CANCELLED|"
-    r"OUT_OF_MEMORY|PREEMPTED|NODE_FAIL|BOOT_FAIL|DEADLINE)\b"
-)
-_STATE_REASONS = {
-    "TIMEOUT": "time_limit",
-    "DEADLINE": "time_limit",
-    "CANCELLED": "cancelled",
-    "OUT_OF_MEMORY": "out_of_memory",
-    "PREEMPTED": "preempted",
-    "NODE_FAIL": "node_failure",
-    "BOOT_FAIL": "node_failure",
-}
-_TORCHRUN_FAILED_RE = re.compile(r"failed \(exitcode: (?P<c>-?\d+)\) local_rank: (?P<r>\d+)")
-_TERMINATE_RE = re.compile(
-    r"terminate called (?:after throwing an instance of '(?P<what>[^']+)'|without an active "
-    r"exception|recursively)"
-)
-_WHAT_RE = re.compile(r"^\s*what\(\):\s+(?P<msg>.+)")
-_SIGNALS = (
-    r"Killed|Segmentation fault|Aborted|Bus error|Illegal instruction|Floating point exception|"
-    r"Terminated|Trace/breakpoint trap|Hangup"
-)
-_SIGNAL_LINE_RE = re.compile(
-    rf"^(?:.*\bline \d+:\s+\d+\s+)?(?P<sig>{_SIGNALS})(?: +\(core dumped\))?(?:\s+\S.*)?$"
-)
-_BARE_SIGNAL_RE = re.compile(rf"^(?P<sig>{_SIGNALS})(?: +\(core dumped\))?$")
-_FATAL_RES = (
-    re.compile(r"^Fatal Python error: .+"),
-    re.compile(r"^Error executing job with overrides:"),  # Hydra
-    re.compile(r"^Exception in thread \"main\" .+"),  # JVM
-    re.compile(r"^panic: .+|thread '[^']*' panicked at"),  # Go / Rust
-)
-_NCCL_FATAL_RE = re.compile(
-    r"Watchdog caught collective operation timeout|Some NCCL operations have failed or timed out"
-    r"|ProcessGroupNCCL's watchdog got stuck|NCCL communicator was aborted"
-)
-_INTERRUPT_RE = re.compile(r"Detected KeyboardInterrupt|^KeyboardInterrupt$")
-_SIGTERM_RE = re.compile(
-    r"(?i)\b(?:received|caught|got|handling)\b.{0,40}\bSIGTERM\b|\bSIGTERM\b.{0,12}\breceived\b"
-    r"|Received 15 death signal|Received Signals\.SIGTERM"
-)
-_PREEMPT_RE = re.compile(
-    r"(?i)\b(?:(?:was|been|being|got|is) preempted|due to preemption|preemption (?:notice|signal|"
-    r"detected|warning|event)|spot (?:instance )?(?:interruption|termination)|instance (?:is "
-    r"being|was) (?:preempted|reclaimed))"
-)
-_NAN_STOP_RE = re.compile(r"(?i)\bloss is (?:nan|inf)\b.{0,20}\bstop")  # torchvision's scripts
-_REQUEUE_RE = re.compile(r"Handling auto-requeue signal|requeing job|requeuing job", re.IGNORECASE)
-_SAGEMAKER_RE = re.compile(r"Reporting training (?P<r>SUCCESS|FAILURE)")
+# -- completion markers ----------------------------------------------------------------------
 
 _DONE_RES = (
     re.compile(r"`?Trainer\.fit`? stopped: "),  # Lightning
@@ -253,14 +113,6 @@ _TOTAL_RE = re.compile(
     r"train_iters|num_steps|max_iterations|Num Epochs|Total optimization steps)['\"]?\s*[:=]\s*"
     r"['\"]?(?P<n>\d[\d,]*)\b"
 )
-
-
-def _decide(
-    st: State, out: Emitter, status: str, offset: int, reason: str | None, **kw: Any
-) -> None:
-    """A decisive observation (failed / completed), remembered so the end verdict defers to it."""
-    st["decided"] = offset
-    out.status(status, offset, reason=reason, error=kw.get("error"))
 
 
 def _fraction(rx: re.Pattern[str], text: str) -> list[int] | None:
@@ -395,12 +247,12 @@ class StatusParser(BaseParser):
         if phase == "frames":
             if body.startswith(_FRAME_START) or s.startswith(("[Previous line", 'File "')):
                 return True
-            m = _EXC_RE.fullmatch(s)
+            m = EXC_RE.fullmatch(s)
             if m and m.group("name") not in _LOG_WORDS:
                 tb["p"], tb["n"] = "msg", 0
                 if tb.get("ignored"):
                     return True  # "Exception ignored in: ..." at shutdown: not the job failing
-                if self._exception(s, m.group("name"), offset, st):
+                if exception_line(s, m.group("name"), offset, st):
                     tb["p"] = "after"  # torchrun's report follows: read by _child_line
                 return True
             if tb["n"] > 50:
@@ -427,31 +279,6 @@ class StatusParser(BaseParser):
         if tb["n"] > 5:
             del st["tb"][prefix]
         return phase == "chain"
-
-    def _exception(self, line: str, name: str, offset: int, st: State) -> bool:
-        """A traceback's final exception line; True for torchrun's ChildFailedError, whose
-        report (which rank failed, how) follows on the next lines."""
-        error = line[:MAX_ERROR_CHARS]
-        if name.endswith("ChildFailedError"):
-            pending = st["pending"]
-            st["child"] = {
-                "o": offset,
-                "err": pending[1] if pending else st["root_error"],
-                "script": None,
-                "root": False,
-                "fields": {},
-            }
-            st["pending"] = None
-            return True
-        if name == "SystemExit" and line.partition(":")[2].strip() in ("", "0", "None"):
-            return False
-        st["pending"] = [offset, error, failure_reason(line)]
-        st["root_error"] = error
-        st["resumed"] = 0
-        for tb in st["tb"].values():
-            if tb["p"] == "msg":
-                tb["o"] = offset
-        return False
 
     def _child_line(self, s: str, offset: int, st: State, out: Emitter) -> bool:
         """torchrun's report after ChildFailedError: which rank failed, how."""
@@ -498,29 +325,9 @@ class StatusParser(BaseParser):
         reason = failure_reason(error)
         if reason is None and code in (-9, 137) and st["oom"]:
             reason = "out_of_memory"
-        _decide(st, out, "failed", offset, error=error[:MAX_ERROR_CHARS], reason=reason)
+        decide(st, out, "failed", offset, error=error[:MAX_ERROR_CHARS], reason=reason)
 
     # -- markers -----------------------------------------------------------------------------
-
-    def _fail(
-        self,
-        st: State,
-        out: Emitter,
-        offset: int,
-        line: str,
-        reason: str | None,
-        *,
-        root_cause: bool = True,
-    ) -> None:
-        """A hard failure. A launcher's generic line takes the error of the traceback that
-        caused it, when one is pending."""
-        pending = st["pending"]
-        error = line.strip()
-        if root_cause and pending is not None:
-            error = pending[1]
-            reason = reason or pending[2]
-        st["pending"] = None
-        _decide(st, out, "failed", offset, reason=reason, error=error[:MAX_ERROR_CHARS])
 
     def _markers(self, body: str, offset: int, st: State, out: Emitter) -> None:
         if not st["data"] and ("=" in body or ":" in body):
@@ -537,152 +344,20 @@ class StatusParser(BaseParser):
         idle = st["cancel_wrap"] is None and st["terminate"] is None
         if idle and not _HINTS(body):
             return
-        if _OOM_RE.search(body):
-            st["oom"] = True
-        if st["cancel_wrap"] is not None:
-            wrapped = body.lstrip()
-            if wrapped.startswith("DUE TO"):
-                self._fail(st, out, offset, wrapped, self._slurm_reason(wrapped), root_cause=False)
-            st["cancel_wrap"] = None
-        if "CANCELLED" in body:
-            m = _SLURM_CANCEL_RE.search(body)
-            if m:
-                rest = m.group("rest")
-                self._fail(st, out, offset, m.group(0), self._slurm_reason(rest), root_cause=False)
-                if "***" not in rest:
-                    st["cancel_wrap"] = offset
-                return
-        if self._failure_markers(body, offset, st, out):
+        if failure_markers(body, offset, st, out):
             return
         self._completion_markers(body, offset, st, out)
 
-    @staticmethod
-    def _slurm_reason(rest: str) -> str:
-        for words, reason in _SLURM_DUE:
-            if words in rest:
-                return reason
-        return "cancelled"
-
-    def _failure_markers(self, body: str, offset: int, st: State, out: Emitter) -> bool:
-        s = body.strip()
-        if "ChildFailedError" in s:  # the report without its traceback (a tail, a grep)
-            m = _EXC_RE.fullmatch(s)
-            if m and self._exception(s, m.group("name"), offset, st):
-                return True
-        if "srun: error:" in s:
-            m = _SRUN_RE.search(s)
-            if m:
-                what = m.group("what")
-                code = exit_code_of(what)
-                if code == 0:
-                    return True
-                if what.startswith("Out Of Memory") or (what.startswith("Killed") and st["oom"]):
-                    reason = "out_of_memory"
-                else:
-                    reason = None
-                self._fail(st, out, offset, s, reason)
-                return True
-        if "oom" in s.lower() and _SLURM_OOM_RE.search(s):
-            self._fail(st, out, offset, s, "out_of_memory", root_cause=False)
-            return True
-        if "State" in s:
-            m = _SLURM_STATE_RE.match(s)
-            if m:
-                state = m.group("st")
-                if state == "COMPLETED":
-                    st["pending"] = None
-                    _decide(st, out, "completed", offset, reason="scheduler state COMPLETED")
-                else:
-                    self._fail(st, out, offset, s, _STATE_REASONS.get(state))
-                return True
-        code = exit_code_of(s)
-        if code is not None:
-            if code == 0:
-                st["pending"] = None
-                st["exit0"] = offset
-                if s.startswith("Process finished with exit code"):
-                    _decide(st, out, "completed", offset, reason="exit code 0")
-            else:
-                reason = None
-                if code == 137 and st["oom"]:
-                    reason = "out_of_memory"
-                elif code == 130:
-                    reason = "cancelled"
-                self._fail(st, out, offset, s, reason)
-            return True
-        if "exitcode" in s:
-            m = _TORCHRUN_FAILED_RE.search(s)
-            if m:
-                oom = st["oom"] and m.group("c") in ("-9", "137")
-                self._fail(st, out, offset, s, "out_of_memory" if oom else None)
-                return True
-        if "terminate called" in s:
-            m = _TERMINATE_RE.search(s)
-            if m:
-                st["terminate"] = [offset, m.group("what") or "std::terminate"]
-                self._fail(st, out, offset, s, failure_reason(s), root_cause=False)
-                return True
-        if st["terminate"] is not None:
-            m = _WHAT_RE.match(body)
-            kind = st["terminate"][1]
-            st["terminate"] = None
-            if m:
-                msg = m.group("msg").strip()
-                error = f"{kind}: {msg}"
-                self._fail(st, out, offset, error, failure_reason(msg), root_cause=False)
-                return True
-        if _NCCL_FATAL_RE.search(s):
-            self._fail(st, out, offset, s, failure_reason(s) or "nccl_error", root_cause=False)
-            return True
-        m = _BARE_SIGNAL_RE.match(s) or (
-            _SIGNAL_LINE_RE.match(s) if " line " in s and "/" in s else None
-        )
-        if m:
-            sig = m.group("sig")
-            reason = "out_of_memory" if sig == "Killed" and st["oom"] else None
-            self._fail(st, out, offset, s, reason, root_cause=sig != "Aborted")
-            return True
-        msg = strip_log_prefix(s)
-        for rx in _FATAL_RES:
-            if rx.search(msg):
-                self._fail(st, out, offset, msg, failure_reason(msg), root_cause=False)
-                return True
-        if _INTERRUPT_RE.search(msg):
-            self._fail(st, out, offset, msg, "cancelled", root_cause=False)
-            return True
-        if _PREEMPT_RE.search(msg):
-            st["spot"] = True
-            self._fail(st, out, offset, msg, "preempted", root_cause=False)
-            return True
-        if ("SIGTERM" in msg or "death signal" in msg) and _SIGTERM_RE.search(msg):
-            reason = "preempted" if st["spot"] else "terminated"
-            self._fail(st, out, offset, msg, reason, root_cause=False)
-            return True
-        if _NAN_STOP_RE.search(msg):
-            self._fail(st, out, offset, msg, "nan_loss", root_cause=False)
-            return True
-        if _REQUEUE_RE.search(msg):
-            self._fail(st, out, offset, msg, "time_limit", root_cause=False)
-            return True
-        m = _SAGEMAKER_RE.search(msg)
-        if m:
-            if m.group("r") == "SUCCESS":
-                _decide(st, out, "completed", offset, reason="Reporting training SUCCESS")
-            else:
-                self._fail(st, out, offset, msg, None)
-            return True
-        return False
-
     def _completion_markers(self, body: str, offset: int, st: State, out: Emitter) -> None:
         if ("train_runtime" in body or "TrainOutput(" in body) and _HF_SUMMARY_RE.search(body):
-            _decide(st, out, "completed", offset, reason="training summary")
+            decide(st, out, "completed", offset, reason="training summary")
             return
         msg = strip_log_prefix(body.strip())
         for i, rx in enumerate(_DONE_RES):
             if rx.search(msg):
                 if i == len(_DONE_RES) - 1 and _NOT_DONE_RE.search(msg):
                     return  # "training finished for epoch 3" is not the end
-                _decide(st, out, "completed", offset, reason=msg[:120])
+                decide(st, out, "completed", offset, reason=msg[:120])
                 return
 
     def _keras(self, body: str, offset: int, st: State, out: Emitter) -> None:
@@ -698,7 +373,7 @@ class StatusParser(BaseParser):
         epoch = _fraction(_EPOCH_FRAC_RE, msg) or st["epoch"]
         if epoch and epoch[0] == epoch[1] and st["keras_done"] < 0:
             st["keras_done"] = offset
-            _decide(st, out, "completed", offset, reason=f"final epoch {epoch[0]}/{epoch[1]} done")
+            decide(st, out, "completed", offset, reason=f"final epoch {epoch[0]}/{epoch[1]} done")
 
     # -- the tail ----------------------------------------------------------------------------
 
