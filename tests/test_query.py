@@ -284,6 +284,8 @@ def test_views_over_files_have_the_same_types_as_empty_views(
 ) -> None:
     full = {n: rows_table(n, [{"offset": 1}]) for n in SCHEMAS if "offset" in SCHEMAS[n].names}
     full["files"] = rows_table("files", [{"source_fp": "x"}])
+    for name in ("tags", "notes"):  # user-added rows have no source offset
+        full[name] = rows_table(name, [{"run_id": "x"}])
     writer.commit(full, {})
     with_files = connect(writer.lake_uri)
     empty = connect(tmp_path / "no-lake")

@@ -17,6 +17,8 @@ __all__ = [
     "Parser",
     "__version__",
     "connect",
+    "history",
+    "runs",
 ]
 
 
@@ -25,3 +27,23 @@ def connect(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - re-exported lazi
     from loglake.query.connect import connect as _connect
 
     return _connect(*args, **kwargs)
+
+
+# `loglake.runs` is also the run-identity subpackage. Importing it here, before the helper
+# below is defined, makes the helper what `loglake.runs` names: a later import of one of
+# its submodules finds the package in sys.modules and does not rebind the attribute.
+import loglake.runs as _run_identity  # noqa: F401
+
+
+def runs(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - re-exported lazily
+    """The runs of the lake as a table (pandas or Arrow; see ``loglake.explore.api.runs``)."""
+    from loglake.explore.api import runs as _runs
+
+    return _runs(*args, **kwargs)
+
+
+def history(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - re-exported lazily
+    """Metric points of runs (pandas or Arrow; see ``loglake.explore.api.history``)."""
+    from loglake.explore.api import history as _history
+
+    return _history(*args, **kwargs)

@@ -66,7 +66,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from loglake.query.output import write_result
 
     cfg = _config(args)
-    con = connect(cfg.lake, storage_options=cfg.storage_options or None)
+    con = connect(cfg.lake, config=cfg, storage_options=cfg.storage_options or None)
     query = args.query if args.query != "-" else sys.stdin.read()
     try:
         rel = con.sql(query)

@@ -123,6 +123,27 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("offset", pa.int64()),
         ]
     ),
+    # User-added, never parsed: one row per edit. The latest row per (run_id, key) is the
+    # tag's value; a null value removes it (view `run_tags`).
+    "tags": pa.schema(
+        [
+            pa.field("run_id", pa.string()),
+            pa.field("namespace", pa.string()),
+            pa.field("key", pa.string()),
+            pa.field("value", pa.string()),
+            pa.field("author", pa.string()),
+            pa.field("created_at", TS),
+        ]
+    ),
+    "notes": pa.schema(
+        [
+            pa.field("run_id", pa.string()),
+            pa.field("namespace", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field("author", pa.string()),
+            pa.field("created_at", TS),
+        ]
+    ),
     # What was read of each source: one row per flush; the latest per source_fp is the
     # committed position (the checkpoint the lake itself vouches for).
     "files": pa.schema(

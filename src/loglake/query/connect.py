@@ -47,6 +47,11 @@ def connect(
     # Footers are re-read by every query otherwise; the files of a Delta version never change.
     conn.execute("SET parquet_metadata_cache = true")
     refresh(conn, lake, storage_options=storage_options)
+    derived = getattr(config, "derived", None)
+    if derived:
+        from loglake.explore.derived import install_derived
+
+        install_derived(conn, derived)
     return conn
 
 

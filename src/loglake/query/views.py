@@ -120,4 +120,14 @@ FROM (
 GROUP BY run_id, key
 """
 
-DERIVED = (RUNS, PARAMS_LATEST, METRIC_SUMMARY)
+# A run's current tags: the latest edit per key wins, and a null value (a removal) hides it.
+RUN_TAGS = """
+CREATE OR REPLACE VIEW run_tags AS
+SELECT run_id, namespace, key, value, author, created_at FROM (
+    SELECT * FROM tags
+    QUALIFY row_number() OVER (PARTITION BY run_id, key ORDER BY created_at DESC) = 1
+)
+WHERE value IS NOT NULL
+"""
+
+DERIVED = (RUNS, PARAMS_LATEST, METRIC_SUMMARY, RUN_TAGS)
