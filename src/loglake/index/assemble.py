@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from loglake.lake.schema import SCHEMAS
+from loglake.lake.schema import SCHEMAS, TS
 from loglake.parse.records import Emitter
 from loglake.parse.values import to_number
 from loglake.runs.identity import RunIdentity
@@ -69,10 +70,60 @@ class RunResolver:
         return self.identity(sub).run_id
 
 
-def _table(name: str, cols: dict[str, list[Any]]) -> pa.Table:
+def _table(name: str, cols: dict[str, list[Any] | pa.Array]) -> pa.Table:
     schema = SCHEMAS[name]
-    arrays = [pa.array(cols[f.name], type=f.type) for f in schema]
+    arrays = [
+        c if isinstance(c := cols[f.name], pa.Array) else pa.array(c, type=f.type) for f in schema
+    ]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# datetime's range, in epoch seconds: a stamp outside it is no time at all.
+_TS_MIN, _TS_MAX = -62_135_596_800.0, 253_402_300_800.0
+
+
+def _floats(values: list[Any]) -> pa.Array:
+    """A float64 column in one C pass (NaN stays NaN: a diverged loss is a value).
+
+    Parsers may hand over numeric text; that is converted per row.
+    """
+    try:
+        return pa.array(values, type=pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+
+
+def _timestamps(values: list[Any]) -> pa.Array:
+    """Epoch seconds to UTC microseconds without a ``datetime`` per row (NaN, None and
+    out-of-range stamps become null, as ``_ts`` makes them)."""
+    try:
+        secs = pa.array(values, type=pa.float64(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return pa.array([_ts(v) for v in values], type=TS)
+    if secs.null_count == len(secs):
+        return pa.nulls(len(secs), TS)
+    ok = pc.and_(pc.greater_equal(secs, _TS_MIN), pc.less(secs, _TS_MAX))
+    secs = pc.if_else(ok, secs, pa.scalar(None, pa.float64()))
+    # Whole seconds and a rounded fraction, as datetime.fromtimestamp rounds (half to even).
+    whole = pc.floor(secs)
+    micros = pc.round(pc.multiply(pc.subtract(secs, whole), 1e6)).cast(pa.int64())
+    return pc.add(pc.multiply(whole.cast(pa.int64()), 1_000_000), micros).cast(TS)
+
+
+def _run_ids(resolver: RunResolver, subs: list[str | None]) -> pa.Array:
+    """Most rows belong to the file's own run: repeat one id instead of a list of them."""
+    n = len(subs)
+    distinct = set(subs)
+    if len(distinct) == 1:
+        return pa.repeat(pa.scalar(resolver.run_id(subs[0]), pa.string()), n)
+    order = list(distinct)
+    index = {s: i for i, s in enumerate(order)}
+    ids = pa.array([resolver.run_id(s) for s in order], type=pa.string())
+    return ids.take(pa.array([index[s] for s in subs], type=pa.int32()))
+
+
+def _same(value: str | None, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def record_tables(
@@ -83,15 +134,19 @@ def record_tables(
     source_path: str,
     observed_at: datetime,
 ) -> dict[str, pa.Table]:
-    """Rows for every record table (not ``runs``: see ``run_rows``)."""
+    """Rows for every record table (not ``runs``: see ``run_rows``).
+
+    Metrics are the bulk of a log's rows, so their columns are built by Arrow kernels;
+    the rarer tables convert row by row.
+    """
     ns = resolver.base.namespace
     tables: dict[str, pa.Table] = {}
 
-    def common(subs: list[str | None], n: int) -> dict[str, list[Any]]:
+    def common(subs: list[str | None], n: int) -> dict[str, Any]:
         return {
-            "run_id": [resolver.run_id(s) for s in subs],
-            "namespace": [ns] * n,
-            "source_fp": [source_fp] * n,
+            "run_id": _run_ids(resolver, subs),
+            "namespace": _same(ns, n),
+            "source_fp": _same(source_fp, n),
         }
 
     m = out.metrics.data
@@ -100,10 +155,10 @@ def record_tables(
         cols = common(m["sub"], n)
         cols.update(
             key=m["key"],
-            value=[float(v) for v in m["value"]],
+            value=_floats(m["value"]),
             step=m["step"],
-            epoch=[None if e is None else float(e) for e in m["epoch"]],
-            ts=[_ts(t) for t in m["ts"]],
+            epoch=_floats(m["epoch"]),
+            ts=_timestamps(m["ts"]),
             offset=m["offset"],
             parser=m["parser"],
         )
