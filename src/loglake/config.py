@@ -79,7 +79,7 @@ class IndexConfig(_Model):
     #: a log not modified for this long is finished (its job ended)
     job_end_timeout: str = "5m"
     #: flush to the lake when this many records are buffered
-    flush_records: int = Field(1_000_000, ge=1)
+    flush_records: int = Field(200_000, ge=1)
 
     @field_validator("job_end_timeout")
     @classmethod
