@@ -7,68 +7,61 @@ search runs under a time limit, so a catastrophic pattern costs one ``parse_erro
 line, then (after ``MAX_TIMEOUTS``) the parser switches itself off for that file with one
 warning — never a stalled daemon.
 
-Hot path: a batch is joined once and a combined literal prefilter (each rule's ``contains``
-or the literal its regex requires) finds candidate lines with one C-level scan; only those
-lines (and every line while a section or table is open) reach the regexes.
+Hot path: the literals every rule needs (its ``contains`` or the text its regex requires) are
+searched once per batch for all declarative parsers together (``declarative_scan``); a parser
+then reads only the lines holding one of its own literals, and every line only while a table
+or a section without literals is open. Lines skipped inside a section still count toward its
+``max_lines``, so skipping changes nothing but the time spent.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loglake.errors import ParserLoadError
 from loglake.parse.base import FileInfo, LineBatch
+from loglake.parse.declarative_check import TestFailure, extract, run_test
 from loglake.parse.declarative_compile import (
     CompiledRule,
     CompiledTable,
     Compiler,
-    Template,
     build_prefilter,
-    candidate_starts,
 )
 from loglake.parse.declarative_emit import (
-    EMIT,
-    Stamp,
-    getter,
-    record_matches,
-    records_of,
+    MetricRows,
+    Runner,
+    line_ts,
+    log_message,
+    runner,
     to_epoch,
     to_step,
 )
-from loglake.parse.declarative_spec import RECORD_FIELDS, ParserSpec, TestSpec, read_spec
+from loglake.parse.declarative_scan import Gate, candidate_lines, literal_gate, register
+from loglake.parse.declarative_spec import ParserSpec, read_spec
+from loglake.parse.declarative_template import Access, Template
 from loglake.parse.records import Emitter
-from loglake.parse.timestamps import strip_log_prefix
 from loglake.parse.values import to_int, to_number
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DeclarativeParser", "TestFailure", "load_parser_dir", "load_parser_file"]
+
 DEFAULT_TIMEOUT = 0.05  # seconds per team regex search
 MAX_TIMEOUTS = 10  # per file, then the parser disables itself for that file
-GENERIC_PRIORITY = 90
 STATE_VERSION = 1
 
+# (rule, its runner, how its match sets the step/epoch context)
+Plan = tuple[CompiledRule, Runner | None, tuple[tuple[str, Access, Any], ...]]
 
-@dataclass
-class TestFailure:
-    """One embedded ``[[test]]`` that did not give the records it promised."""
 
-    __test__ = False  # not a pytest class
+_CLAIMING = frozenset(("metric", "param"))  # kinds an earlier parser's claim on a line blocks
 
-    parser: str
-    test: str
-    message: str
-    expected: list[dict[str, Any]]
-    actual: list[dict[str, Any]]
 
-    def __str__(self) -> str:
-        lines = [f"{self.parser} {self.test}: {self.message}"]
-        lines += [f"  expected {e}" for e in self.expected]
-        lines += [f"  actual   {a}" for a in self.actual]
-        return "\n".join(lines)
+def _never(text: str) -> bool:
+    return False
 
 
 class DeclarativeParser:
@@ -98,6 +91,18 @@ class DeclarativeParser:
         self._sections = {s.name: c.section(s) for s in spec.section}
         self._tables = {t.name: c.table(t) for t in spec.table}
         self._rules = [c.rule(i, r) for i, r in enumerate(spec.rule)]
+        self._strip = spec.strip_prefix
+        self._skip_claimed = spec.skip_claimed
+        self._plan: list[Plan] = [(r, runner(r), _context_setters(r)) for r in self._rules]
+        self._redraw_plan = [p for p in self._plan if p[0].redraws]
+        redraw_lits = build_prefilter([p[0] for p in self._redraw_plan])
+        self._redraw_gate = literal_gate(redraw_lits) if redraw_lits else None
+        self._starts = [
+            (literal_gate(s.alts) if s.alts else None, s) for s in self._sections.values()
+        ]
+        self._headers = list(self._tables.values())
+        self._check_binds()
+        # lines that interest the parser with no section open; then per open section
         self._prefilter = build_prefilter(
             [
                 *[r for r in self._rules if r.section is None],
@@ -105,9 +110,35 @@ class DeclarativeParser:
                 *self._tables.values(),
             ]
         )
+        self._gate: Gate | None = literal_gate(self._prefilter) if self._prefilter else None
+        self._section_gates: dict[str, Gate | None] = {}
+        literals = set(self._prefilter or ())
+        for name, section in self._sections.items():
+            lits = _section_literals(
+                section.end_alts, [r for r in self._rules if r.section == name]
+            )
+            self._section_gates[name] = (
+                literal_gate(lits) if lits else (_never if lits == () else None)
+            )
+            literals.update(lits or ())
+        self._literals = frozenset(literals)
+        if self._gate is not None:
+            register(self, self._literals)
 
     def __repr__(self) -> str:
         return f"DeclarativeParser({self.name}@{self.version}, {self._where})"
+
+    def _check_binds(self) -> None:
+        for section in self._sections.values():
+            b = section.bind
+            if b is not None and not any(
+                r.section == section.name and b in r.main_groups for r in self._rules
+            ):
+                raise ParserLoadError(
+                    f"{self._where}: section {section.name!r}: bind={b!r} is not a group of "
+                    "any rule in the section",
+                    fix=f"name a group (?P<{b}>...) in a section={section.name!r} rule's match",
+                )
 
     # -- the Parser protocol --------------------------------------------------------------
 
@@ -134,6 +165,7 @@ class DeclarativeParser:
             "ctx": {"step": None, "epoch": None},  # the last step/epoch seen (context)
             "sec": None,  # the open [[section]] and how many lines it has left
             "sec_left": 0,
+            "sec_bind": None,  # the value of the open section's bind= group
             "tab": None,  # the open [[table]]: name, columns, lines since the last row
             "fw": False,  # framework fact emitted
             "timeouts": 0,
@@ -147,87 +179,175 @@ class DeclarativeParser:
             state.update(self.new_state())
         if state["off"] or not batch.texts:
             return
-        texts, offsets, tss = batch.texts, batch.offsets, batch.ts
-        n = len(texts)
-        literals = self._prefilter
-        blob = "\n".join(texts) if literals is not None else ""
-        if literals is None or blob.count("\n") != n - 1:  # a line holding "\n" skews offsets
-            for i in range(n):
-                self._line(texts[i], offsets[i], tss[i] if tss else None, state, out)
-                if state["off"]:
-                    return
-            return
-        starts = candidate_starts(blob, literals)
-        k = i = pos = 0  # pos: where line i starts in blob; starts[k]: the next candidate
-        while i < n:
-            if state["sec"] is None and state["tab"] is None:
-                while k < len(starts) and starts[k] < pos:
-                    k += 1
-                if k == len(starts):
-                    return
-                i += blob.count("\n", pos, starts[k])
-                pos = starts[k]
-            self._line(texts[i], offsets[i], tss[i] if tss else None, state, out)
-            if state["off"]:
-                return
-            pos += len(texts[i]) + 1
-            i += 1
+        rows = MetricRows(out)
+        try:
+            self._parse(batch, state, out, rows)
+        finally:
+            rows.close()
 
     def finalize(self, state: dict[str, Any], out: Emitter, *, idle: bool) -> None:
         return None
 
+    # -- which lines ----------------------------------------------------------------------
+
+    def _parse(self, batch: LineBatch, st: dict[str, Any], out: Emitter, rows: MetricRows) -> None:
+        texts, offsets, tss = batch.texts, batch.offsets, batch.ts
+        redraws = batch.redraws if self._redraw_plan else None
+        n = len(texts)
+        gate = self._gate
+        if gate is None:
+            cands: Any = range(n)
+        else:
+            cands = candidate_lines(texts, self._literals)
+            if redraws:
+                cands = sorted({*cands, *(i for i in redraws if 0 <= i < n)})
+        k, nc, pos = 0, len(cands), 0
+        section_gates = self._section_gates
+        skip_claimed, is_claimed, process = self._skip_claimed, out.is_claimed, self._process
+        while pos < n:
+            if gate is None:
+                i = pos
+            else:
+                sec = st["sec"]
+                sec_gate = section_gates.get(sec) if sec is not None else _never
+                if sec_gate is None or st["tab"] is not None:  # read every line until it closes
+                    i = pos
+                else:
+                    while k < nc and cands[k] < pos:
+                        k += 1
+                    if k == nc:
+                        self._skip(st, n - pos)
+                        return
+                    i = cands[k]
+                    k += 1
+                    if i > pos:
+                        self._skip(st, i - pos)
+                        sec = st["sec"]
+                        sec_gate = section_gates.get(sec) if sec is not None else _never
+                    text = texts[i]
+                    if not (
+                        gate(text)
+                        or (sec_gate is not None and sec_gate(text))
+                        or (redraws and i in redraws)
+                    ):
+                        self._skip(st, 1)
+                        pos = i + 1
+                        continue
+            pos = i + 1
+            raw, offset = texts[i], offsets[i]
+            try:
+                claimed = skip_claimed and is_claimed(offset)
+                ts = tss[i] if tss else None
+                if redraws:
+                    states = redraws.get(i)
+                    if states:
+                        self._redraws(states, raw, offset, ts, st, out, rows, claimed)
+                process(raw, offset, ts, st, out, rows, claimed)
+            except TimeoutError:
+                self._timed_out(offset, raw, st, out)
+            except Exception as e:  # noqa: BLE001 - one bad line is a parse_errors row
+                out.error(offset, f"{self.name}: {type(e).__name__}: {e}", raw)
+            if st["off"]:
+                return
+
+    @staticmethod
+    def _skip(st: dict[str, Any], lines: int) -> None:
+        """Lines no rule can match: they only count toward closing the open section."""
+        if st["sec"] is not None:
+            st["sec_left"] -= lines
+            if st["sec_left"] <= 0:
+                st["sec"] = None
+
     # -- one line -------------------------------------------------------------------------
 
-    def _line(
-        self, text: str, offset: int, ts: float | None, st: dict[str, Any], out: Emitter
+    def _timed_out(self, offset: int, raw: str, st: dict[str, Any], out: Emitter) -> None:
+        st["timeouts"] += 1
+        out.error(offset, f"{self.name}: regex timed out after {self.regex_timeout}s", raw)
+        if st["timeouts"] >= MAX_TIMEOUTS:
+            st["off"] = True
+            log.warning(
+                "parser %s (%s): %d regex timeouts in one file; disabled for the rest of it",
+                self.name,
+                self._where,
+                st["timeouts"],
+            )
+
+    def _redraws(
+        self,
+        states: list[str],
+        final: str,
+        offset: int,
+        ts: float | None,
+        st: dict[str, Any],
+        out: Emitter,
+        rows: MetricRows,
+        claimed: bool,
     ) -> None:
-        try:
-            self._process(text, offset, ts, st, out)
-        except TimeoutError:
-            st["timeouts"] += 1
-            out.error(offset, f"{self.name}: regex timed out after {self.regex_timeout}s", text)
-            if st["timeouts"] >= MAX_TIMEOUTS:
-                st["off"] = True
-                log.warning(
-                    "parser %s (%s): %d regex timeouts in one file; disabled for the rest of it",
-                    self.name,
-                    self._where,
-                    st["timeouts"],
-                )
-        except Exception as e:  # noqa: BLE001 - one bad line is a parse_errors row, not a crash
-            out.error(offset, f"{self.name}: {type(e).__name__}: {e}", text)
+        """Earlier states of a redrawn line, for ``redraws = true`` rules.
+
+        A state is skipped when the next matched state (same rule, same step/epoch) redraws
+        it: a bar drawn at 100% again after validation replaces its earlier 100% state, whose
+        postfix may still show the previous epoch's validation values. The last state is the
+        line itself, read normally afterwards.
+        """
+        last = len(states) - 1 if states[-1] == final else -1
+        gate = self._redraw_gate
+        if gate is not None and not gate("\n".join(states[:last] if last >= 0 else states)):
+            return
+        hits: list[tuple[int, Plan, Any, str, str, tuple[str | None, ...]]] = []
+        for j, state in enumerate(states):
+            if gate is not None and not gate(state):  # the raw state holds what its message holds
+                continue
+            text = log_message(state) if self._strip else state
+            for step in self._redraw_plan:
+                rule = step[0]
+                if rule.gate is not None and not rule.gate(text):
+                    continue
+                m = rule.search(text)
+                if m is None:
+                    continue
+                where = tuple(get(m, None, text) for _, get, _ in step[2])
+                hits.append((j, step, m, text, state, where))
+                if rule.stop:
+                    break
+        for h, (j, step, m, text, state, where) in enumerate(hits):
+            nxt = hits[h + 1] if h + 1 < len(hits) else None
+            if j == last or (nxt is not None and nxt[1] is step and nxt[5] == where):
+                continue
+            self._apply(step, m, text, state, offset, ts, st, out, rows, claimed)
 
     def _process(
-        self, text: str, offset: int, ts: float | None, st: dict[str, Any], out: Emitter
+        self,
+        raw: str,
+        offset: int,
+        ts: float | None,
+        st: dict[str, Any],
+        out: Emitter,
+        rows: MetricRows,
+        claimed: bool,
     ) -> None:
-        stamp = Stamp(ts, text)
-        if self.spec.strip_prefix:
-            text = strip_log_prefix(text)
+        text = log_message(raw) if self._strip else raw
         sec = st["sec"]
         if sec is not None:
             section = self._sections.get(sec)
             if section is None or (section.end is not None and section.end(text)):
                 st["sec"] = sec = None
-        claimed = self.spec.skip_claimed and out.is_claimed(offset)
         opened = False
-        if st["tab"] is None or not self._table_row(text, offset, stamp, st, out, claimed):
-            opened = self._open_section(text, st)
-            if not self._open_table(text, st):
-                self._run_rules(text, offset, stamp, sec, st, out, claimed)
+        if st["tab"] is None or not self._table_row(text, raw, offset, ts, st, out, claimed):
+            for start_gate, s in self._starts:
+                if (start_gate is None or start_gate(text)) and s.start(text):
+                    st["sec"], st["sec_left"], st["sec_bind"] = s.name, s.max_lines, None
+                    opened = True
+                    break
+            if not (self._headers and self._open_table(text, st)):
+                self._run_rules(text, raw, offset, ts, sec, st, out, rows, claimed, self._plan)
         if sec is not None and not opened and st["sec"] == sec:
             st["sec_left"] -= 1
             if st["sec_left"] <= 0:
                 st["sec"] = None
 
-    def _open_section(self, text: str, st: dict[str, Any]) -> bool:
-        for s in self._sections.values():
-            if (s.alts is None or any(a in text for a in s.alts)) and s.start(text):
-                st["sec"], st["sec_left"] = s.name, s.max_lines
-                return True
-        return False
-
     def _open_table(self, text: str, st: dict[str, Any]) -> bool:
-        for t in self._tables.values():
+        for t in self._headers:
             if (t.alts is None or any(a in text for a in t.alts)) and t.header(text):
                 cols = [c.strip() for c in t.columns.split(text.strip()) if c.strip()]
                 if len(cols) >= 2:
@@ -236,7 +356,14 @@ class DeclarativeParser:
         return False
 
     def _table_row(
-        self, text: str, offset: int, stamp: Stamp, st: dict[str, Any], out: Emitter, claimed: bool
+        self,
+        text: str,
+        raw: str,
+        offset: int,
+        ts: float | None,
+        st: dict[str, Any],
+        out: Emitter,
+        claimed: bool,
     ) -> bool:
         """Emit a row of the open table; a line that is no row counts toward closing it."""
         tab = st["tab"]
@@ -266,7 +393,9 @@ class DeclarativeParser:
                 continue
             key = table.key.render({"column": col}.get)
             if key:
-                out.metric(key, value, offset, step=step, epoch=epoch, ts=stamp.get())
+                if ts is None:
+                    ts = line_ts(raw)
+                out.metric(key, value, offset, step=step, epoch=epoch, ts=ts)
                 emitted = True
         if emitted:
             self._mark_framework(offset, st, out)
@@ -275,116 +404,117 @@ class DeclarativeParser:
     def _run_rules(
         self,
         text: str,
+        raw: str,
         offset: int,
-        stamp: Stamp,
+        ts: float | None,
         sec: str | None,
         st: dict[str, Any],
         out: Emitter,
+        rows: MetricRows,
         claimed: bool,
+        plan: list[Plan],
     ) -> None:
-        for rule in self._rules:
-            if rule.section is not None and rule.section != sec:
+        for step in plan:
+            rule = step[0]
+            in_section = rule.section
+            if in_section is not None and in_section != sec:
                 continue
-            if rule.alts is not None and not any(a in text for a in rule.alts):
+            gate = rule.gate
+            if gate is not None and not gate(text):
                 continue
             m = rule.search(text)
             if m is None:
                 continue
-            if self._apply(rule, m, text, offset, stamp, st, out, claimed) and rule.marks_framework:
-                self._mark_framework(offset, st, out)
+            if in_section is not None and not self._bound(in_section, rule, m, st):
+                sec = None  # another bar/table than the section's: read the line outside it
+                continue
+            self._apply(step, m, text, raw, offset, ts, st, out, rows, claimed)
             if rule.stop:
                 return
+
+    def _apply(
+        self,
+        step: Plan,
+        m: Any,
+        text: str,
+        raw: str,
+        offset: int,
+        ts: float | None,
+        st: dict[str, Any],
+        out: Emitter,
+        rows: MetricRows,
+        claimed: bool,
+    ) -> None:
+        rule, run, setters = step
+        ctx = st["ctx"]
+        for name in rule.clear:
+            ctx[name] = None
+        if rule.set_context:
+            for name, get, conv in setters:
+                got = get(m, None, text)
+                value = conv(got) if got is not None else None
+                if value is not None:
+                    ctx[name] = value
+        if (
+            run is not None
+            and not (claimed and rule.kind in _CLAIMING)
+            and run(m, text, raw, offset, ts, st, out, rows)
+            and rule.marks_framework
+        ):
+            self._mark_framework(offset, st, out)
+
+    def _bound(self, name: str, rule: CompiledRule, m: Any, st: dict[str, Any]) -> bool:
+        """Whether a section rule's match belongs to the open section (see ``bind``); a match
+        with another value of the bound group closes the section."""
+        bind = self._sections[name].bind
+        if bind is None or bind not in rule.main_groups:
+            return True
+        value = m.group(bind)
+        held = st.get("sec_bind")
+        if value is None or held == value:
+            return True
+        if held is None:
+            st["sec_bind"] = value
+            return True
+        st["sec"], st["sec_bind"] = None, None
+        return False
 
     def _mark_framework(self, offset: int, st: dict[str, Any], out: Emitter) -> None:
         if self.spec.framework and not st["fw"]:
             out.fact("framework", self.spec.framework, offset)
             st["fw"] = True
 
-    def _apply(
-        self,
-        rule: CompiledRule,
-        m: Any,
-        text: str,
-        offset: int,
-        stamp: Stamp,
-        st: dict[str, Any],
-        out: Emitter,
-        claimed: bool,
-    ) -> bool:
-        ctx = st["ctx"]
-        main = getter(m, None, text)
-        for name in rule.clear:
-            ctx[name] = None
-        if rule.set_context:
-            for name, pos, conv in (("step", rule.step, to_step), ("epoch", rule.epoch, to_epoch)):
-                if isinstance(pos, Template):
-                    raw = pos.render(main)
-                    value = conv(raw) if raw is not None else None
-                    if value is not None:
-                        ctx[name] = value
-        kind = rule.kind
-        if kind in ("context", "skip") or (claimed and kind in ("metric", "param")):
-            return False
-        emit = EMIT[kind]
-        if rule.pairs is None:
-            return emit(rule, main, offset, stamp, st, out)
-        segment = m.group(rule.pairs_in) if rule.pairs_in else text[m.end() :]
-        emitted = False
-        for pm in rule.pairs(segment or ""):
-            emitted |= emit(rule, getter(m, pm, text), offset, stamp, st, out)
-        return emitted
-
     # -- embedded tests -------------------------------------------------------------------
 
     def run_embedded_tests(self) -> list[TestFailure]:
         """Run the file's ``[[test]]`` blocks; an empty list means every test passed."""
-        return [f for i, t in enumerate(self.spec.test) for f in self._run_test(i, t)]
+        return [f for i, t in enumerate(self.spec.test) for f in run_test(self, i, t)]
 
     def extract(self, lines: list[str]) -> list[dict[str, Any]]:
-        """Run over ``lines`` as one fresh file; the records as dicts (``line`` = index)."""
-        offsets, pos = [], 0
-        for line in lines:
-            offsets.append(pos)
-            pos += len(line.encode("utf-8")) + 1
-        out = Emitter()
-        out.parser = f"{self.name}@{self.version}"
-        out.claim_lines = self.priority < GENERIC_PRIORITY
-        state = self.new_state()
-        self.parse(LineBatch(list(lines), offsets, None), state, out)
-        self.finalize(state, out, idle=True)
-        return records_of(out, offsets)
+        """Run over ``lines`` as one fresh file; the records as dicts (``line`` = index).
 
-    def _run_test(self, index: int, t: TestSpec) -> list[TestFailure]:
-        label = f"test {t.name!r}" if t.name else f"test #{index + 1}"
-        if t.path is not None and not self.detect(FileInfo(path=t.path, head=tuple(t.lines))):
-            msg = "detect() is false for the test's path and lines"
-            return [TestFailure(self.name, label, msg, [], [])]
-        wants_fw = any(e["kind"] == "fact" and e.get("key") == "framework" for e in t.expect)
-        actual = [
-            a
-            for a in self.extract(t.lines)
-            if wants_fw or not (a["kind"] == "fact" and a["key"] == "framework")
-        ]
-        checked = {e["kind"] for e in t.expect} | {"metric", "param", "error"}
-        if not t.expect:
-            checked = set(RECORD_FIELDS)
-        unmatched = list(actual)
-        missing = []
-        for want in t.expect:
-            hit = next((a for a in unmatched if record_matches(want, a)), None)
-            if hit is None:
-                missing.append(want)
-            else:
-                unmatched.remove(hit)
-        extra = [a for a in unmatched if a["kind"] in checked] if t.exact else []
-        if not missing and not extra:
-            return []
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} expected record(s) not produced")
-        if extra:
-            problems.append(f"{len(extra)} unexpected record(s)")
-        return [TestFailure(self.name, label, "; ".join(problems), missing, extra or actual)]
+        Lines may hold ``\\r`` redraws and escape codes; they are cleaned as the indexer does.
+        """
+        return extract(self, lines)
+
+
+def _context_setters(rule: CompiledRule) -> tuple[tuple[str, Access, Any], ...]:
+    """How a match of ``rule`` moves the step/epoch context: its step/epoch templates, read
+    from the rule's own match."""
+    setters = []
+    for name, pos, conv in (("step", rule.step, to_step), ("epoch", rule.epoch, to_epoch)):
+        if isinstance(pos, Template):
+            setters.append((name, pos.bind(rule.main_groups), conv))
+    return tuple(setters)
+
+
+def _section_literals(
+    end: tuple[str, ...] | None, rules: list[CompiledRule]
+) -> tuple[str, ...] | None:
+    """Literals of the lines a section's rules and ``end`` can match; None if one has none."""
+    if end is None or any(r.alts is None for r in rules):
+        return None
+    return tuple(sorted({*end, *(a for r in rules for a in r.alts or ())}))
 
 
 def load_parser_file(

@@ -9,7 +9,6 @@ every search they run carries ``timeout=``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,93 +19,13 @@ from typing import Any
 import regex
 
 from loglake.errors import ParserLoadError
+from loglake.parse.declarative_scan import Gate, literal_gate
 from loglake.parse.declarative_spec import RuleSpec, SectionSpec, TableSpec
-from loglake.parse.values import NUMBER, normalize_key
+from loglake.parse.declarative_template import LINE, Template
+from loglake.parse.values import NUMBER
 
-LINE = "0"  # template field for the whole line
 MACROS = {"{NUMBER}": f"(?:{NUMBER})", "{INT}": r"\d+"}
-_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}|]*)((?:\|[a-z]+)*)\}")
-_NON_WORD = re.compile(r"[^0-9a-z]+")
-
-
-def _snake(text: str) -> str:
-    return _NON_WORD.sub("_", text.strip().lower()).strip("_")
-
-
-def _digits(text: str) -> str:
-    return text.replace(",", "").replace("_", "").strip()
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
-
-
-FILTERS: dict[str, Callable[[str], str]] = {
-    "snake": _snake,
-    "norm": normalize_key,
-    "lower": str.lower,
-    "strip": str.strip,
-    "int": _digits,
-    "hash": _short_hash,
-}
-
-Part = str | tuple[str, tuple[Callable[[str], str], ...]]
-
-
-class Template:
-    """A compiled ``"{split}_{key|snake}"``; ``render`` gives None if a field's group is absent."""
-
-    __slots__ = ("const", "fields", "parts", "single", "source")
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.parts: list[Part] = []
-        self.fields: list[str] = []
-        pos = 0
-        for m in _TEMPLATE_TOKEN.finditer(source):
-            if m.start() > pos:
-                self.parts.append(source[pos : m.start()])
-            pos = m.end()
-            if m.group(0) in ("{{", "}}"):
-                self.parts.append(m.group(0)[0])
-                continue
-            name = m.group(1).strip()
-            if not name:
-                raise ValueError(f"empty field '{{}}' in template {source!r}")
-            names = [f for f in m.group(2).split("|") if f]
-            bad = [f for f in names if f not in FILTERS]
-            if bad:
-                raise ValueError(
-                    f"unknown filter |{bad[0]} in template {source!r}; "
-                    f"filters: {', '.join(FILTERS)}"
-                )
-            self.parts.append((name, tuple(FILTERS[f] for f in names)))
-            self.fields.append(name)
-        if pos < len(source):
-            self.parts.append(source[pos:])
-        self.const = (
-            "".join(p for p in self.parts if isinstance(p, str)) if not self.fields else None
-        )
-        only = self.parts[0] if len(self.parts) == 1 else None
-        self.single = only[0] if isinstance(only, tuple) and not only[1] else None
-
-    def render(self, get: Callable[[str], str | None]) -> str | None:
-        if self.single is not None:
-            return get(self.single)
-        if self.const is not None:
-            return self.const
-        out: list[str] = []
-        for part in self.parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            text = get(part[0])
-            if text is None:
-                return None
-            for f in part[1]:
-                text = f(text)
-            out.append(text)
-        return "".join(out)
+_NUMERIC_GROUP = re.compile(r"\(\?P<(\w+)>\{NUMBER\}\)")
 
 
 def expand_macros(source: str) -> str:
@@ -167,6 +86,11 @@ def required_literal(source: str) -> str | None:
     return best if len(best) >= 2 else None
 
 
+def numeric_groups(source: str) -> set[str]:
+    """Groups written exactly ``(?P<name>{NUMBER})``: their text always parses with float()."""
+    return set(_NUMERIC_GROUP.findall(source))
+
+
 Position = Template | str  # a template, "context" or "none"
 
 
@@ -191,6 +115,11 @@ class CompiledRule:
     marks_framework: bool
     status: str | None
     extra: dict[str, Template | None]  # reason, error, fact, value, dataset.*, artifact.* …
+    redraws: bool = False
+    main_groups: frozenset[str] = frozenset()  # names and numbers of match's groups
+    pairs_groups: frozenset[str] = frozenset()  # named groups of pairs (looked up first)
+    numeric: frozenset[str] = frozenset()  # groups written (?P<g>{NUMBER}): float() reads them
+    gate: Gate | None = None  # the alts as a line test
 
 
 @dataclass(slots=True)
@@ -200,6 +129,8 @@ class CompiledSection:
     alts: tuple[str, ...] | None
     end: Callable[..., Any] | None
     max_lines: int
+    bind: str | None = None
+    end_alts: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -238,9 +169,10 @@ class Compiler:
             return method
         return functools.partial(method, timeout=self.timeout)
 
-    def groups(self, source: str) -> set[str]:
+    def groups(self, source: str, *, numbers: bool = True) -> set[str]:
         compiled = compile_pattern(source, trusted=self.trusted, where=self.where)
-        return set(compiled.groupindex) | {str(i) for i in range(1, compiled.groups + 1)}
+        named = set(compiled.groupindex)
+        return named | {str(i) for i in range(1, compiled.groups + 1)} if numbers else named
 
     @staticmethod
     def alts(contains: list[str] | None, pattern: str) -> tuple[str, ...] | None:
@@ -275,6 +207,8 @@ class Compiler:
             alts=self.alts(s.contains, s.start),
             end=self.pattern(s.end, f"{where}: end") if s.end else None,
             max_lines=s.max_lines,
+            bind=s.bind,
+            end_alts=self.alts(None, s.end) if s.end else (),
         )
 
     def table(self, t: TableSpec) -> CompiledTable:
@@ -351,11 +285,16 @@ class Compiler:
             raise ParserLoadError(
                 f"{self.where}: {label}: emit='subrun' needs sub=", fix='add sub = "trial-{n}"'
             )
+        alts = self.alts(r.contains, r.match)
+        pairs_groups = frozenset(self.groups(r.pairs, numbers=False)) if r.pairs else frozenset()
+        numeric = numeric_groups(r.pairs or "") | {
+            g for g in numeric_groups(r.match) if g not in pairs_groups
+        }
         return CompiledRule(
             label=label,
             kind=r.emit,
             search=search,
-            alts=self.alts(r.contains, r.match),
+            alts=alts,
             section=r.section,
             pairs=pairs,
             pairs_in=r.pairs_in,
@@ -373,6 +312,11 @@ class Compiler:
             ),
             status=r.status,
             extra=extra,
+            redraws=r.redraws,
+            main_groups=frozenset(groups),
+            pairs_groups=pairs_groups,
+            numeric=frozenset(numeric),
+            gate=literal_gate(alts) if alts else None,
         )
 
 
@@ -388,22 +332,3 @@ def build_prefilter(holders: list[Any]) -> tuple[str, ...] | None:
         alts.update(holder.alts)
     kept = [a for a in alts if a and not any(b != a and b in a for b in alts)]
     return tuple(sorted(kept)) or None
-
-
-def candidate_starts(blob: str, literals: tuple[str, ...]) -> list[int]:
-    """Start offsets (in ``blob``) of the lines holding any literal, ascending.
-
-    ``str.find`` per literal (a C substring search, GB/s) beats one regex alternation of the
-    literals by far on lines that hold none of them — the common case.
-    """
-    starts: set[int] = set()
-    find, rfind = blob.find, blob.rfind
-    for lit in literals:
-        j = find(lit)
-        while j != -1:
-            starts.add(rfind("\n", 0, j) + 1)
-            end = find("\n", j)
-            if end == -1:
-                break
-            j = find(lit, end)
-    return sorted(starts)

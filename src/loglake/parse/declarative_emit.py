@@ -1,29 +1,42 @@
 """What a matched declarative rule turns into: one emitter per record kind.
 
-Also the other direction, records as plain dicts (``records_of``), which the embedded
-``[[test]]`` blocks and ``loglake parsers test`` compare and print.
+``runner`` builds, per rule, the function the hot path calls with a match. Metric rules get
+a specialised one: every group lookup resolved ahead of time, step/epoch/sub computed once
+per line instead of once per value, ``float()`` straight on ``{NUMBER}`` groups, and values
+appended straight onto the Emitter's columns (``MetricRows``).
+The other kinds are rare and go through the generic ``EMIT`` functions.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Callable
 from typing import Any
 
-from loglake.parse.declarative_compile import LINE, CompiledRule, Position, Template
+from loglake.parse import timestamps
+from loglake.parse.declarative_compile import CompiledRule, Position
+from loglake.parse.declarative_template import LINE, Template
 from loglake.parse.records import Emitter
+from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
 from loglake.parse.values import to_int, to_number
 
 SEEN_CAP = 20_000  # bound on the once/sub-run memory kept in the JSON state
 
 Getter = Callable[[str], str | None]
+# (match, line after the log prefix, raw line, offset, line ts, state, out, rows) -> emitted
+Runner = Callable[[Any, str, str, int, "float | None", dict, Emitter, "MetricRows"], bool]
+_METRIC_COLUMNS = ("sub", "key", "value", "step", "epoch", "ts", "offset", "parser")
 
 
 def to_step(text: str) -> int | None:
+    if text.isascii() and text.isdigit():
+        return int(text)
     return to_int(text.replace(",", "").strip())
 
 
 def to_epoch(text: str) -> float | None:
+    if text.isascii() and text.isdigit():
+        return float(text)
     return to_number(text.replace(",", ""))
 
 
@@ -37,8 +50,6 @@ class Stamp:
 
     def get(self) -> float | None:
         if not self.done:
-            from loglake.parse.timestamps import leading_timestamp
-
             self.ts, self.done = leading_timestamp(self.text)[0], True
         return self.ts
 
@@ -57,17 +68,6 @@ def getter(m: Any, pm: Any, line: str) -> Getter:
     return get
 
 
-def resolve(pos: Position, get: Getter, ctx: Any, conv: Callable[[str], Any]) -> Any:
-    """A step/epoch: from the template, else the context (the last one seen)."""
-    if pos == "none":
-        return None
-    if pos == "context":
-        return ctx
-    raw = pos.render(get)  # type: ignore[union-attr]
-    value = conv(raw) if raw is not None else None
-    return ctx if value is None else value
-
-
 def _render(tpl: Template | None, get: Getter) -> str | None:
     return tpl.render(get) if tpl is not None else None
 
@@ -78,10 +78,15 @@ def first_time(st: dict[str, Any], sig: str) -> bool:
     if sig in seen:
         return False
     if len(seen) >= SEEN_CAP:
-        for old in list(seen)[: SEEN_CAP // 2]:
-            del seen[old]
+        forget_half(seen)
     seen[sig] = 1
     return True
+
+
+def forget_half(seen: dict[str, int]) -> None:
+    """Drop the oldest half of the once= memory (dicts keep insertion order)."""
+    for old in list(seen)[: SEEN_CAP // 2]:
+        del seen[old]
 
 
 def declare_sub(
@@ -99,27 +104,6 @@ def declare_sub(
             experiment=_render(rule.extra["experiment"], get),
         )
     return sub or None
-
-
-def _metric(
-    rule: CompiledRule, get: Getter, offset: int, stamp: Stamp, st: dict, out: Emitter
-) -> bool:
-    ctx = st["ctx"]
-    step = resolve(rule.step, get, ctx["step"], to_step)
-    epoch = resolve(rule.epoch, get, ctx["epoch"], to_epoch)
-    sub = declare_sub(rule, get, offset, st, out)
-    emitted = False
-    for key_t, value_t in rule.items:
-        key = key_t.render(get)
-        raw = value_t.render(get)
-        value = to_number(raw) if raw is not None else None
-        if not key or value is None:
-            continue
-        if rule.once and not first_time(st, f"m\x1f{sub}\x1f{key}\x1f{step}\x1f{epoch}"):
-            continue
-        out.metric(key, value, offset, step=step, epoch=epoch, ts=stamp.get(), sub=sub)
-        emitted = True
-    return emitted
 
 
 def _param(
@@ -177,8 +161,9 @@ def _dataset(
         for k, t in rule.extra.items()
         if k.startswith("dataset.")
     }
-    rows = to_step(f["rows"]) if f.get("rows") else None
-    cols = to_step(f["cols"]) if f.get("cols") else None
+    rows_text, cols_text = f.get("rows"), f.get("cols")
+    rows = to_step(rows_text) if rows_text else None
+    cols = to_step(cols_text) if cols_text else None
     if not (f.get("name") or f.get("path") or rows is not None or cols is not None):
         return False
     sig = f"d\x1f{f.get('name')}\x1f{f.get('path')}\x1f{f.get('split')}\x1f{rows}\x1f{cols}"
@@ -228,7 +213,6 @@ def _subrun(
 
 
 EMIT: dict[str, Callable[[CompiledRule, Getter, int, Stamp, dict, Emitter], bool]] = {
-    "metric": _metric,
     "param": _param,
     "status": _status,
     "fact": _fact,
@@ -239,62 +223,232 @@ EMIT: dict[str, Callable[[CompiledRule, Getter, int, Stamp, dict, Emitter], bool
 }
 
 
-# -- records as dicts --------------------------------------------------------------------------
+# -- runners: what the hot path calls with a match --------------------------------------------
 
-_KIND_OF_TABLE = {
-    "metrics": "metric",
-    "params": "param",
-    "statuses": "status",
-    "facts": "fact",
-    "datasets": "dataset",
-    "artifacts": "artifact",
-    "packages": "package",
-    "subruns": "subrun",
-    "errors": "error",
-}
+# A line starting like an xgboost/LightGBM round ("[12]\t"), a bare number ("12 ", "12:\t")
+# or a Keras bar ("23/23 ") cannot start with a timestamp or level prefix (see the formats in
+# loglake.parse.timestamps), so the hot path need not try them.
+NO_PREFIX = re.compile(r"\[\d+\]|\d+(?:[^\d\-/:]|:\t|/\d+\s|$)").match
+# A line starting with a capital is only a prefixed one when it is a glog stamp ("I1127 …")
+# or names a logging level somewhere ("INFO …", "trainer INFO …").
+_LEVEL_WORD = re.compile(
+    getattr(timestamps, "_LEVELS", "DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|NOTICE|TRACE")
+).search
 
 
-def records_of(out: Emitter, line_offsets: list[int] | None = None) -> list[dict[str, Any]]:
-    """Everything an Emitter holds as ``{"kind": ..., field: value}`` dicts, in line order.
+def line_ts(raw: str) -> float | None:
+    """The timestamp printed at the start of a line (``leading_timestamp``), quickly."""
+    return None if NO_PREFIX(raw) else leading_timestamp(raw)[0]
 
-    ``line`` is the index of the record's line in ``line_offsets`` when given (else the byte
-    offset); an artifact's own kind is ``artifact_kind``.
-    """
-    index = {o: i for i, o in enumerate(line_offsets or ())}
-    recs: list[dict[str, Any]] = []
-    for table, cols in out.tables().items():
-        kind = _KIND_OF_TABLE[table]
-        for row in range(len(cols)):
-            rec: dict[str, Any] = {"kind": kind}
-            for name in cols.names:
-                value = cols.data[name][row]
-                if name in ("parser", "ts") or (name == "sub" and value is None):
-                    continue
-                if name == "offset":
-                    rec["line"] = index.get(value, value)
-                elif name == "kind":
-                    rec["artifact_kind"] = value
+
+def log_message(raw: str) -> str:
+    """``strip_log_prefix(raw)``, without trying on lines that cannot carry a prefix."""
+    if not raw:
+        return raw
+    c = raw[0]
+    if c.isdigit() or c == "[":
+        return raw if NO_PREFIX(raw) else strip_log_prefix(raw)
+    if c.isupper() and ((c in "DIWECF" and raw[1:2].isdigit()) or _LEVEL_WORD(raw)):
+        return strip_log_prefix(raw)
+    return raw
+
+
+def runner(rule: CompiledRule) -> Runner | None:
+    """The function that turns one match of ``rule`` into records; None for context/skip."""
+    if rule.kind == "metric":
+        return _metric_runner(rule)
+    emit = EMIT.get(rule.kind)
+    if emit is None:
+        return None
+    finditer, pairs_in = rule.pairs, rule.pairs_in
+
+    def run(
+        m: Any,
+        text: str,
+        raw: str,
+        offset: int,
+        ts: float | None,
+        st: dict,
+        out: Emitter,
+        rows: MetricRows,
+    ) -> bool:
+        stamp = Stamp(ts, raw)
+        if finditer is None:
+            return emit(rule, getter(m, None, text), offset, stamp, st, out)
+        segment = m.group(pairs_in) if pairs_in else text[m.end() :]
+        emitted = False
+        for pm in finditer(segment or ""):
+            emitted |= emit(rule, getter(m, pm, text), offset, stamp, st, out)
+        return emitted
+
+    return run
+
+
+_NONE, _CONTEXT, _TEMPLATE = 0, 1, 2
+_PAIRS, _MAIN, _ACCESS = 0, 1, 2
+
+
+def _source(tpl: Template, main: frozenset[str], pairs: frozenset[str]) -> tuple[int, Any]:
+    """How the runner reads a template: one group of the pairs match or of the rule's match
+    (a direct ``group()`` call, the common ``"{key}"``), else through its bound function."""
+    name = tpl.single
+    if name is not None and name in pairs:
+        return _PAIRS, name
+    if name is not None and name != LINE and name in main:
+        return _MAIN, int(name) if name.isdigit() else name
+    return _ACCESS, tpl.bind(main, pairs)
+
+
+def _position(pos: Position, main: frozenset[str], pairs: frozenset[str]) -> tuple[int, Any, bool]:
+    """(how, access, per pair): a step/epoch from nowhere, the context, or a template."""
+    if pos == "none":
+        return _NONE, None, False
+    if pos == "context" or not isinstance(pos, Template):
+        return _CONTEXT, None, False
+    return _TEMPLATE, pos.bind(main, pairs), pos.uses(pairs)
+
+
+def _metric_runner(rule: CompiledRule) -> Runner:
+    main, pairs = rule.main_groups, rule.pairs_groups
+    finditer, pairs_in, once = rule.pairs, rule.pairs_in, rule.once
+    items = [
+        (*_source(value, main, pairs), *_source(key, main, pairs), value.single in rule.numeric)
+        for key, value in rule.items
+    ]
+    step_how, step_get, step_pp = _position(rule.step, main, pairs)
+    epoch_how, epoch_get, epoch_pp = _position(rule.epoch, main, pairs)
+    sub_t = rule.sub
+    sub_get = sub_t.bind(main, pairs) if sub_t is not None else None
+    name_t, exp_t = rule.sub_name, rule.extra["experiment"]
+    name_get = name_t.bind(main, pairs) if name_t is not None else None
+    exp_get = exp_t.bind(main, pairs) if exp_t is not None else None
+    per_pair = step_pp or epoch_pp or (sub_t is not None and sub_t.uses(pairs))
+
+    def declare(m: Any, pm: Any, text: str, offset: int, st: dict, out: Emitter) -> str | None:
+        sub = sub_get(m, pm, text)  # type: ignore[misc]
+        if sub and first_time(st, f"sub\x1f{sub}"):
+            out.subrun(
+                sub,
+                offset,
+                name=name_get(m, pm, text) if name_get else None,
+                experiment=exp_get(m, pm, text) if exp_get else None,
+            )
+        return sub or None
+
+    def run(
+        m: Any,
+        text: str,
+        raw: str,
+        offset: int,
+        ts: float | None,
+        st: dict,
+        out: Emitter,
+        rows: MetricRows,
+    ) -> bool:
+        ctx = st["ctx"]
+        if finditer is None:
+            pms: Any = (None,)
+        else:
+            segment = m.group(pairs_in) if pairs_in else text[m.end() :]
+            pms = finditer(segment or "")
+        ts_pending = ts is None
+        emitted = fresh = False
+        step = epoch = sub = None
+        head = tail = ""
+        seen = st["seen"]
+        add_sub, add_key, add_value, add_step, add_epoch, add_ts, add_offset = rows.appends
+        for pm in pms:
+            if not fresh or per_pair:
+                fresh = True
+                if step_how == _TEMPLATE:
+                    got = step_get(m, pm, text)
+                    step = to_step(got) if got is not None else None
+                    if step is None:
+                        step = ctx["step"]
                 else:
-                    rec[name] = value
-            recs.append(rec)
-    recs.sort(key=lambda r: r["line"])
-    return recs
+                    step = ctx["step"] if step_how == _CONTEXT else None
+                if epoch_how == _TEMPLATE:
+                    got = epoch_get(m, pm, text)
+                    epoch = to_epoch(got) if got is not None else None
+                    if epoch is None:
+                        epoch = ctx["epoch"]
+                else:
+                    epoch = ctx["epoch"] if epoch_how == _CONTEXT else None
+                sub = declare(m, pm, text, offset, st, out) if sub_get is not None else None
+                if once:  # the once= signature around the key: f"m␟{sub}␟{key}␟{step}␟{epoch}"
+                    head, tail = f"m\x1f{sub}\x1f", f"\x1f{step}\x1f{epoch}"
+            for value_how, value_src, key_how, key_src, numeric in items:
+                if value_how == _PAIRS:
+                    got = pm.group(value_src)
+                elif value_how == _MAIN:
+                    got = m.group(value_src)
+                else:
+                    got = value_src(m, pm, text)
+                if got is None:
+                    continue
+                if key_how == _PAIRS:
+                    key = pm.group(key_src)
+                elif key_how == _MAIN:
+                    key = m.group(key_src)
+                else:
+                    key = key_src(m, pm, text)
+                if not key:
+                    continue
+                value = float(got) if numeric else to_number(got)
+                if value is None:
+                    continue
+                if once:
+                    sig = head + key + tail
+                    if sig in seen:
+                        continue
+                    if len(seen) >= SEEN_CAP:
+                        forget_half(seen)
+                    seen[sig] = 1
+                if ts_pending:
+                    ts, ts_pending = line_ts(raw), False
+                add_sub(sub)
+                add_key(key)
+                add_value(value)
+                add_step(step)
+                add_epoch(epoch)
+                add_ts(ts)
+                add_offset(offset)
+                emitted = True
+        return emitted
+
+    return run
 
 
-def _same(want: Any, got: Any) -> bool:
-    number = (int, float)
-    both_numbers = isinstance(want, number) and isinstance(got, number)
-    if both_numbers and (isinstance(want, float) or isinstance(got, float)):
-        if math.isnan(want) and math.isnan(got):
-            return True
-        return math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-12)
-    if isinstance(want, str) and isinstance(got, number) and not isinstance(got, bool):
-        return want == str(got)
-    return bool(want == got)
+class MetricRows:
+    """Where a batch's metric values go: straight onto the Emitter's columns (what
+    ``out.metric`` does per value, without the call), finished by ``close``."""
 
+    __slots__ = ("appends", "data", "out", "start")
 
-def record_matches(want: dict[str, Any], got: dict[str, Any]) -> bool:
-    """Whether an actual record has every field an expectation names, with the same value."""
-    return want["kind"] == got["kind"] and all(
-        _same(v, got.get(k)) for k, v in want.items() if k != "kind"
-    )
+    def __init__(self, out: Emitter) -> None:
+        self.out = out
+        direct = out.metrics.names == _METRIC_COLUMNS
+        self.data = out.metrics.data if direct else {n: [] for n in _METRIC_COLUMNS}
+        self.start = len(self.data["key"])
+        self.appends = tuple(self.data[n].append for n in _METRIC_COLUMNS[:-1])
+
+    def close(self) -> None:
+        """The parser column, the claims and the last offset for the values added (table
+        rows, written with ``out.metric`` meanwhile, are complete already)."""
+        out, d, start = self.out, self.data, self.start
+        if len(d["key"]) <= start:
+            return
+        if d is not out.metrics.data:  # another column layout: the Emitter's own method
+            for sub, key, value, step, epoch, ts, offset in zip(
+                *(d[n] for n in _METRIC_COLUMNS[:-1]), strict=True
+            ):
+                out.metric(key, value, offset, step=step, epoch=epoch, ts=ts, sub=sub)
+            for values in d.values():
+                values.clear()
+            return
+        d["parser"].extend([out.parser] * (len(d["key"]) - len(d["parser"])))
+        offsets = d["offset"][start:]
+        out.last_metric_offset = max(out.last_metric_offset, max(offsets))
+        if out.claim_lines:
+            out.claimed.update(offsets)
+        self.start = len(d["key"])

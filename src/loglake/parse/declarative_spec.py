@@ -14,7 +14,9 @@ A parser is one TOML file::
     [[section]]                      # a few lines after `start` where `section=` rules apply
     name = "best"
     start = '^Early stopping, best iteration is:'
-    max_lines = 1
+    max_lines = 1                    # lines skipped by the prefilter count too
+    # bind = "done"                  # the first section-rule match fixes group `done`; a
+                                     # match with another value closes the section first
 
     [[table]]                        # header row names the columns of the numeric rows below it
     name = "gb"
@@ -29,7 +31,12 @@ A parser is one TOML file::
     emit = "metric"
 
 Rules are tried in file order; the first that matches a line ends the search unless it says
-``stop = false``. Templates (``key``, ``value``, ``step`` …) are text with ``{group}`` fields
+``stop = false``. A rule with ``redraws = true`` also reads the earlier states of a line that
+was redrawn with carriage returns (a tqdm bar kept for the whole run holds each epoch's final
+values only there); of consecutive matching states with the same step/epoch only the last
+counts, and ``once = true`` keeps a state repeated across lines from counting twice.
+
+Templates (``key``, ``value``, ``step`` …) are text with ``{group}`` fields
 taken from the match (or the current ``pairs`` match), ``{0}`` for the whole line, and
 filters: ``{label|snake}`` (``Train Loss`` → ``train_loss``), ``|norm`` (values.normalize_key),
 ``|lower``, ``|int`` (drops ``,`` thousands separators), ``|hash`` (short stable digest).
@@ -39,6 +46,7 @@ filters: ``{label|snake}`` (``Train Loss`` → ``train_loss``), ``|norm`` (value
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,6 +144,7 @@ class RuleSpec(_Strict):
     sub: str | None = None  # sub-run template (a trial or CV candidate inside the log)
     sub_name: str | None = None
     once: bool = False  # emit each (sub, key, step, epoch) once per file
+    redraws: bool = False  # also match every earlier redraw state of a \r-redrawn line
     stop: bool = True
     set_context: bool = True  # groups named step/epoch become the context for later lines
     clear: list[Literal["step", "epoch"]] = []
@@ -184,6 +193,11 @@ class RuleSpec(_Strict):
         ):
             if getattr(self, attr) is not None and kind != want:
                 raise ValueError(f'[rule.{attr}] only applies to emit="{want}", not {kind!r}')
+        if self.redraws and self.section is not None:
+            raise ValueError(
+                "redraws = true reads the earlier states of a redrawn line, outside any "
+                "section; drop section= or redraws="
+            )
         if self.pairs_in and not self.pairs:
             raise ValueError("pairs_in= names the group `pairs` runs over; add pairs= or drop it")
         return self
@@ -193,8 +207,9 @@ class SectionSpec(_Strict):
     name: str
     start: str
     end: str | None = None  # a line matching this closes the section (and is parsed normally)
-    max_lines: int = Field(50, ge=1, le=100_000)
+    max_lines: int = Field(50, ge=1, le=100_000_000)
     contains: list[str] | None = None
+    bind: str | None = None  # group fixed by the section's first rule match (see module doc)
 
     _list = field_validator("contains", mode="before")(_as_list)
 
@@ -310,7 +325,7 @@ def describe_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return ": ".join(parts) if parts else "file"
 
 
-def _fix_for(err: dict[str, Any]) -> str:
+def _fix_for(err: Mapping[str, Any]) -> str:
     loc = err["loc"]
     if err["type"] == "extra_forbidden":
         owner = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), "")
