@@ -1,0 +1,51 @@
+"""The `watch` and `status` sub-commands: argument parsing only, the work is in the daemon."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+
+def register(sub: Any, add_config: Callable[[argparse.ArgumentParser], None]) -> None:
+    w = sub.add_parser(
+        "watch",
+        help="follow every configured source live into the lake (the daemon)",
+        description="Tail every log of the configured sources as jobs write them; rows are "
+        "queryable within seconds. SIGTERM or Ctrl-C flushes and exits 0.",
+    )
+    w.add_argument("--state-dir", help="checkpoint folder (default: <lake>/_loglake)")
+    add_config(w)
+    w.set_defaults(func=cmd_watch)
+
+    s = sub.add_parser("status", help="what the watch daemon is doing: files, lag, flushes, errors")
+    s.add_argument("--json", action="store_true", help="the whole status as one JSON object")
+    s.add_argument(
+        "--check",
+        action="store_true",
+        help="liveness probe: exit 0 only if the daemon runs and is healthy",
+    )
+    s.add_argument("--state-dir", help="checkpoint folder (default: <lake>/_loglake)")
+    add_config(s)
+    s.set_defaults(func=cmd_status)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from loglake.cli import load_cli_config
+
+    cfg = load_cli_config(args)
+    if args.state_dir:
+        cfg.state_dir = args.state_dir
+    return cfg
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from loglake.watch.daemon import run_watch
+
+    return run_watch(_config(args))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from loglake.watch.status import status_command
+
+    return status_command(_config(args), as_json=args.json, check=args.check)

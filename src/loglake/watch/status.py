@@ -1,0 +1,160 @@
+"""`loglake status`: what the watch daemon is doing, from the status file it keeps fresh.
+
+The daemon rewrites ``<state_dir>/watch-status.json`` every few seconds (a heartbeat);
+any process can read it without touching the daemon or its lock. ``--check`` turns it into a
+liveness probe: exit 0 only when the daemon's process exists, its heartbeat is recent and none
+of its workers died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from loglake.config import Config
+from loglake.errors import ExitCode
+
+STATUS_FILE = "watch-status.json"
+VERSION = 1
+HEARTBEAT = 5.0  # seconds between status writes (and after every flush)
+STALE_AFTER = 30.0  # a heartbeat older than this means the daemon is hung or gone
+
+
+def write_status(state_dir: Path, doc: dict[str, Any]) -> None:
+    """Replace the status file atomically (no fsync: it is rewritten every few seconds)."""
+    path = Path(state_dir) / STATUS_FILE
+    tmp = path.with_name(f"{STATUS_FILE}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"version": VERSION, **doc}, default=str))
+    os.replace(tmp, path)
+
+
+def read_status(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads((Path(state_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("version") == VERSION else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def health(doc: dict[str, Any], now: float | None = None) -> tuple[bool, str]:
+    """Whether the daemon that wrote ``doc`` is alive and well, and why not."""
+    now = time.time() if now is None else now
+    state = doc.get("state")
+    if state != "running":
+        return False, f"daemon is {state}"
+    if doc.get("host") == socket.gethostname() and not _pid_alive(int(doc.get("pid") or 0)):
+        return False, f"daemon process {doc.get('pid')} is gone (killed?)"
+    age = now - float(doc.get("heartbeat") or 0)
+    if age > STALE_AFTER:
+        return False, f"no heartbeat for {age:.0f}s (hung?)"
+    dead = [n for n, w in (doc.get("workers") or {}).items() if not w.get("alive")]
+    if dead:
+        return False, f"worker(s) {', '.join(dead)} died"
+    return True, "ok"
+
+
+def _ago(ts: float | None, now: float) -> str:
+    if not ts:
+        return "never"
+    s = max(0.0, now - float(ts))
+    if s < 90:
+        return f"{s:.0f}s ago"
+    if s < 5400:
+        return f"{s / 60:.0f}m ago"
+    return f"{s / 3600:.1f}h ago"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"
+
+
+def render(doc: dict[str, Any], ok: bool, why: str, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    files = doc.get("files") or {}
+    c = doc.get("counters") or {}
+    flush = doc.get("last_flush") or {}
+    lines = [
+        (
+            f"loglake watch: {doc.get('state')} ({'healthy' if ok else why}) · "
+            f"pid {doc.get('pid')} on {doc.get('host')} · "
+            f"up since {_ago(doc.get('started_at'), now)} · "
+            f"heartbeat {_ago(doc.get('heartbeat'), now)}"
+        ),
+        f"lake: {doc.get('lake')}   state: {doc.get('state_dir')}",
+        "sources:",
+    ]
+    for s in doc.get("sources") or []:
+        lines.append(
+            f"  {s['name']:<16} {s['files']:>7,} file(s)  {s['observer']:<8} {', '.join(s['paths'])}"
+        )
+    flushed = f" ({flush.get('rows', 0):,} rows in {flush.get('seconds', 0)}s)" if flush else ""
+    lines += [
+        (
+            f"files: {files.get('tracked', 0):,} tracked · {files.get('live', 0):,} live · "
+            f"{files.get('finished', 0):,} finished · "
+            f"{files.get('rotated', 0):,} rotated/deleted being drained · "
+            f"{files.get('open', 0):,} open"
+        ),
+        (
+            f"lag: {_size(doc.get('lag_bytes') or 0)} not yet in the lake · "
+            f"{doc.get('buffered_rows', 0):,} row(s) buffered"
+        ),
+        (f"last flush: {_ago(flush.get('at'), now)}{flushed} · {c.get('flushes', 0):,} flushes"),
+        (
+            f"totals: {c.get('lines', 0):,} lines · {_size(c.get('bytes', 0))} · "
+            f"{c.get('records', 0):,} records · {c.get('gaps', 0):,} gaps · "
+            f"{c.get('rotations', 0):,} rotations · {c.get('errors', 0):,} errors"
+        ),
+    ]
+    lagging = doc.get("lagging") or []
+    if lagging:
+        lines.append("most behind:")
+        lines += [f"  {_size(x['lag_bytes']):>10}  {x['path']}" for x in lagging[:5]]
+    errors = doc.get("last_errors") or []
+    if errors:
+        lines.append("last errors:")
+        for e in errors[-5:]:
+            lines.append(f"  {_ago(e.get('at'), now):>8}  {e.get('where')}: {e.get('message')}")
+    return "\n".join(lines)
+
+
+def status_command(config: Config, *, as_json: bool = False, check: bool = False) -> int:
+    """Print the daemon's status; with ``check``, the exit code says whether it is healthy."""
+    state_dir = config.state_path()
+    doc = read_status(state_dir)
+    if doc is None:
+        msg = f"no watch daemon has run with state dir {state_dir} (start one: loglake watch)"
+        if as_json:
+            print(json.dumps({"state": "never-run", "healthy": False, "state_dir": str(state_dir)}))
+        else:
+            print(f"loglake: {msg}", file=sys.stderr)
+        return ExitCode.PARTIAL if check else ExitCode.NO_INPUT
+    ok, why = health(doc)
+    if as_json:
+        print(json.dumps({**doc, "healthy": ok, "health": why}, default=str))
+    elif check:
+        print(f"loglake watch: {'healthy' if ok else why}")
+    else:
+        print(render(doc, ok, why))
+    if check:
+        return ExitCode.OK if ok else ExitCode.PARTIAL
+    return ExitCode.OK
