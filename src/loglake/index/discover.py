@@ -6,7 +6,6 @@ import fnmatch
 import glob
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from loglake.config import Config, SourceConfig
 
@@ -115,7 +114,3 @@ def discover(args: list[str], config: Config) -> tuple[list[Found], list[Missing
                 else:
                     missing.append(Missing(arg, f"{p}: no such file or directory"))
     return list(found.values()), missing
-
-
-def is_under(path: str, root: str) -> bool:
-    return Path(path).resolve().is_relative_to(Path(root).resolve())
