@@ -187,7 +187,7 @@ def test_cached_summary_equals_the_plain_view(tmp_path: Path) -> None:
     cfg = Config(lake=str(lake), derived={"gap": "train_accuracy - val_accuracy"})
     plain = open_lake(cfg, summary_cache=False)
     cached = open_lake(cfg, summary_cache=tmp_path / "cache")
-    sql = "SELECT * FROM metric_summary ORDER BY run_id, key"
+    sql = "SELECT * FROM metric_summary ORDER BY run_id, key, namespace"
     a, b = plain.execute(sql).fetchall(), cached.execute(sql).fetchall()
     assert len(a) == len(b) == 30 * 6 + 10
     for x, y in zip(a, b, strict=True):
