@@ -30,7 +30,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 
-def parse_duration(value: str | int | float) -> float:
+def parse_duration(value: str | float) -> float:
     """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"21d"``."""
     if isinstance(value, int | float):
         return float(value)
@@ -60,7 +60,39 @@ class SourceConfig(_Model):
     parsers: list[str] = Field(default_factory=list)
     auto_detect: bool = True
     observer: Literal["native", "polling"] = "native"
+    #: object-store sources only: credentials/endpoint in deltalake's spelling, on top of the
+    #: top-level storage_options (see docs/object-storage.md)
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    #: object-store sources only: which objects are chunks of one stream — "auto" (shipper
+    #: layouts: time partitions, -objectNNN, UUIDs, epochs), "none", or a regex whose
+    #: (?P<stream>...) group names the stream (docs/object-storage.md)
+    chunks: str = "auto"
+    #: object-store sources only: how often `loglake watch` lists them (no events on S3)
+    poll_interval: str = "30s"
+
+    @field_validator("chunks")
+    @classmethod
+    def _check_chunks(cls, v: str) -> str:
+        if v.strip() in ("auto", "none"):
+            return v.strip()
+        import re
+
+        try:
+            pattern = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"chunks {v!r} is not a valid regex ({e}); or use auto/none") from None
+        if "stream" not in pattern.groupindex:
+            raise ValueError(
+                f"chunks {v!r} needs a (?P<stream>...) group naming the stream, "
+                'e.g. "(?P<stream>[^/]+)/\\d{4}/.*"; or use "auto" or "none"'
+            )
+        return v
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _dur(cls, v: str) -> str:
+        parse_duration(v)
+        return v
 
     @field_validator("template")
     @classmethod
@@ -80,8 +112,11 @@ class IndexConfig(_Model):
     job_end_timeout: str = "5m"
     #: flush to the lake when this many records are buffered
     flush_records: int = Field(200_000, ge=1)
+    #: an object store that does not answer is retried (with backoff) this long, then the
+    #: URL is reported as failed; `loglake watch` retries on its next poll instead
+    object_retry: str = "60s"
 
-    @field_validator("job_end_timeout")
+    @field_validator("job_end_timeout", "object_retry")
     @classmethod
     def _dur(cls, v: str) -> str:
         parse_duration(v)
@@ -131,6 +166,73 @@ class WatchConfig(_Model):
         return v
 
 
+class RetentionConfig(_Model):
+    """Raw logs archived before the cluster deletes them (docs/retention.md)."""
+
+    #: run the retention job on the daemon's scheduler
+    enabled: bool = True
+    #: where archives go: a folder or any fsspec URL; default: <lake>/archive
+    archive: str | None = None
+    #: the cluster deletes a log this long after its last modification (mtime); "0" = never
+    expire_after: str = "21d"
+    #: archive at the latest this long before expiry, even if the job still runs
+    safety_margin: str = "2d"
+    #: a log idle this long is finished and archived; default: watch.idle_timeout, else
+    #: index.job_end_timeout
+    idle_after: str | None = None
+    #: how often the daemon runs the retention job
+    interval: str = "10m"
+    #: "zstd" (default, needs pyarrow's zstd codec) or "gzip"
+    compression: Literal["zstd", "gzip"] = "zstd"
+    #: replace tokens, passwords and cloud keys in archived text (see loglake/redact.py)
+    redact: bool = True
+    #: fsspec options for the archive URL; default: the lake's storage_options
+    storage_options: dict[str, Any] | None = None
+    #: archived logs recorded per lake commit
+    commit_every: int = Field(32, ge=1)
+
+    @field_validator("expire_after", "safety_margin", "idle_after", "interval")
+    @classmethod
+    def _dur(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+
+class HousekeepingConfig(_Model):
+    """Lake upkeep on the daemon's scheduler: compaction, vacuum, optional index retention."""
+
+    enabled: bool = True
+    #: compact small Parquet files this often ("0" = never)
+    optimize_interval: str = "6h"
+    #: delete files no longer referenced this often ("0" = never)
+    vacuum_interval: str = "1d"
+    #: ... once no table version younger than this needs them (open readers keep working)
+    vacuum_retention: str = "7d"
+    #: drop rows of runs whose last observation is older than this (e.g. "365d"); off if unset
+    index_retention: str | None = None
+    #: the tables index retention applies to (runs, tags, notes and logs are always kept)
+    index_retention_tables: list[str] = Field(default_factory=lambda: ["metrics"])
+
+    @field_validator("optimize_interval", "vacuum_interval", "vacuum_retention", "index_retention")
+    @classmethod
+    def _dur(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    @field_validator("index_retention_tables")
+    @classmethod
+    def _tables(cls, v: list[str]) -> list[str]:
+        kept = {"runs", "tags", "notes", "logs"}
+        allowed = {"metrics", "params", "packages", "datasets", "artifacts", "parse_errors", "gaps"}
+        bad = [t for t in v if t not in allowed]
+        if bad:
+            why = "are always kept" if set(bad) <= kept else "are not lake tables"
+            raise ValueError(f"{bad} {why}; choose among {sorted(allowed)}")
+        return v
+
+
 class RouteConfig(_Model):
     """Which parsers a group of logs uses, chosen by path pattern, source and/or namespace.
 
@@ -176,6 +278,8 @@ class Config(_Model):
     index: IndexConfig = Field(default_factory=IndexConfig)
     parsers: ParsersConfig = Field(default_factory=ParsersConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    housekeeping: HousekeepingConfig = Field(default_factory=HousekeepingConfig)
     #: metrics defined after the fact: name → SQL expression over metric keys at one step,
     #: e.g. gap = "train_accuracy - val_accuracy"
     derived: dict[str, str] = Field(default_factory=dict)

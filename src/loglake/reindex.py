@@ -33,6 +33,7 @@ from loglake.config import Config
 from loglake.errors import LakeError, LoglakeError
 from loglake.index.discover import discover
 from loglake.index.job import FileTask, index_file
+from loglake.index.runner import state_tag
 from loglake.index.sniff import read_head
 from loglake.lake.checkpoint import CheckpointStore, StateLock
 from loglake.lake.schema import PARTITIONS, SCHEMAS
@@ -127,7 +128,7 @@ def reindex(
         writer = LakeWriter(
             config.lake,
             state,
-            writer_id=f"reindex-{socket.gethostname()}",
+            writer_id=f"reindex-{socket.gethostname()}-{state_tag(state)}",
             storage_options=config.storage_options or None,
             checkpoints=store,
         )

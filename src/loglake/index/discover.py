@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 
 from loglake.config import Config, SourceConfig
+from loglake.objstore import is_object_url
 
 _GLOB_CHARS = set("*?[")
 
@@ -30,7 +31,7 @@ def _source_for(path: str, config: Config, default: SourceConfig) -> tuple[Sourc
     best: tuple[int, SourceConfig, str] | None = None
     for src in config.sources:
         for p in src.paths:
-            if "://" in p:
+            if is_object_url(p):
                 continue
             root = os.path.abspath(os.path.expanduser(p))
             if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
@@ -60,7 +61,10 @@ def _walk(root: str, skip: set[str]) -> list[str]:
 
 
 def discover(args: list[str], config: Config) -> tuple[list[Found], list[Missing]]:
-    """Files to index. With no arguments, every configured source folder."""
+    """Local files to index. With no arguments, every configured source folder.
+
+    Object-store URLs are skipped here: ``loglake.objstore`` lists and stages them.
+    """
     default = SourceConfig(name="command-line", paths=[], template=None)
     skip = {os.path.abspath(config.lake)} if "://" not in config.lake else set()
     skip.add(os.path.abspath(str(config.state_path())))
@@ -74,11 +78,8 @@ def discover(args: list[str], config: Config) -> tuple[list[Found], list[Missing
             targets.extend((p, src) for p in src.paths)
 
     for arg, src_hint in targets:
-        if "://" in arg and not arg.startswith("file://"):
-            missing.append(
-                Missing(arg, f"{arg}: object-storage sources are not supported by `index` yet")
-            )
-            continue
+        if is_object_url(arg):
+            continue  # listed by loglake.objstore (see objstore.sources.remote_targets)
         expanded = os.path.expanduser(arg.removeprefix("file://"))
         if _GLOB_CHARS & set(expanded):
             matches = sorted(glob.glob(expanded, recursive=True))
@@ -98,8 +99,8 @@ def discover(args: list[str], config: Config) -> tuple[list[Found], list[Missing
                     if _wanted(os.path.basename(f), src):
                         found.setdefault(f, Found(f, root, src))
             elif os.path.isfile(p) or (named and os.path.exists(p)):
-                src, root = (src_hint, os.path.dirname(p)) if src_hint else _source_for(
-                    p, config, default
+                src, root = (
+                    (src_hint, os.path.dirname(p)) if src_hint else _source_for(p, config, default)
                 )
                 found.setdefault(p, Found(p, root, src))
             elif named:

@@ -7,6 +7,7 @@ committed with their checkpoints by the lake writer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing as mp
 import os
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,11 +26,13 @@ from loglake.config import Config, parse_duration
 from loglake.errors import LoglakeError
 from loglake.index.discover import discover
 from loglake.index.job import ChunkResult, FileTask, index_file
+from loglake.index.sniff import read_head
 from loglake.lake.checkpoint import CheckpointStore, StateLock
 from loglake.lake.writer import LakeWriter
+from loglake.objstore.plan import plan_remote
+from loglake.objstore.staging import Stager
 from loglake.parse.registry import Registry, load_registry, route_file, routed_names
 from loglake.runs.identity import resolve
-from loglake.index.sniff import read_head
 from loglake.tail.fingerprint import fingerprint, identify
 
 log = logging.getLogger(__name__)
@@ -82,13 +86,31 @@ def _registry_for(config: Config, routed: set[str]) -> Registry:
 
 
 def plan(
-    config: Config, args: list[str], store: CheckpointStore, *, finished: bool, now: float
+    config: Config,
+    args: list[str],
+    store: CheckpointStore,
+    *,
+    finished: bool,
+    now: float,
+    stager: Stager | None = None,
 ) -> tuple[list[FileTask], list[str], int]:
-    """Tasks for files with something new; failures (one line each); unchanged count."""
+    """Tasks for files with something new; failures (one line each); unchanged count.
+
+    Object-store URLs are planned by ``objstore.plan``: their tasks read staged copies.
+    """
     found, missing = discover(args, config)
     failures = [m.message for m in missing]
     timeout = parse_duration(config.index.job_end_timeout)
     checkpoints = store.load()
+    remote_tasks, remote_failures, remote_unchanged = plan_remote(
+        config,
+        args,
+        checkpoints,
+        stager or Stager(config.state_path(), retry_for=parse_duration(config.index.object_retry)),
+        finished=finished,
+        now=now,
+    )
+    failures.extend(remote_failures)
     by_path = {e.get("path"): fp for fp, e in checkpoints.items() if e.get("path")}
     tasks: list[FileTask] = []
     unchanged = 0
@@ -146,7 +168,7 @@ def plan(
                 flush_records=config.index.flush_records,
             )
         )
-    return tasks, failures, unchanged
+    return tasks + remote_tasks, failures, unchanged + remote_unchanged
 
 
 # -- worker side ----------------------------------------------------------------------------
@@ -232,92 +254,122 @@ def run_index(
     routed = routed_names(config)
     with StateLock(state):
         store = CheckpointStore(state)
+        stager = Stager(state, retry_for=parse_duration(config.index.object_retry))
+        stager.cleanup()  # staged copies a killed run left behind
         writer = LakeWriter(
             config.lake,
             state,
-            writer_id=f"index-{socket.gethostname()}",
+            writer_id=f"index-{socket.gethostname()}-{state_tag(state)}",
             storage_options=config.storage_options or None,
             checkpoints=store,
         )
         writer.recover()
-        tasks, failures, unchanged = plan(config, args, store, finished=finished, now=time.time())
-        report.failures.extend(failures)
-        report.files_unchanged = unchanged
-        report.files_seen = len(tasks) + unchanged
-        total_bytes = sum(t.size for t in tasks)
-        batcher = _Batcher(writer, config.index.flush_records, report)
-        n_jobs = jobs if jobs is not None else config.index.jobs
-        explicit = bool(n_jobs)
-        n_jobs = n_jobs or os.cpu_count() or 1
-        n_jobs = max(1, min(n_jobs, len(tasks)))
-        if not explicit and total_bytes < PARALLEL_MIN_BYTES:
-            n_jobs = 1
-        done_bytes = 0
-        done_files = 0
-        if progress:
-            progress(0, total_bytes, 0, len(tasks))
-        if n_jobs == 1:
-            registry = _registry_for(config, routed)
-            def read_some(n: int) -> None:
-                nonlocal done_bytes
-                done_bytes += n
-                if progress:
-                    progress(done_bytes, total_bytes, done_files, len(tasks))
-
-            for task in tasks:
-                before = done_bytes
-                try:
-                    for chunk in index_file(task, registry, read_some):
-                        batcher.add(chunk)
-                        report.bytes += chunk.stats.get("bytes", 0)
-                except LoglakeError as e:
-                    report.failures.append(f"{task.path}: {e.one_line()}")
-                except Exception as e:  # noqa: BLE001
-                    report.failures.append(f"{task.path}: {type(e).__name__}: {e}")
-                done_bytes = before + task.size
-                done_files += 1
-                if progress:
-                    progress(done_bytes, total_bytes, done_files, len(tasks))
-        else:
-            ctx = mp.get_context("spawn")
-            q = ctx.Queue(maxsize=n_jobs * 4)
-            with ctx.Pool(n_jobs, initializer=_worker_init, initargs=(config, routed, q)) as pool:
-                results = [
-                    pool.apply_async(_worker_run, (task,))
-                    for task in sorted(tasks, key=lambda t: -t.size)
-                ]
-                pending = len(tasks)
-                while pending:
-                    try:
-                        kind, payload = q.get(timeout=1.0)
-                    except queue_mod.Empty:
-                        if all(r.ready() for r in results):
-                            # A worker died hard (killed): its files never reported back.
-                            report.failures.append(
-                                f"{pending} file(s) lost a worker process (killed?) — re-run "
-                                "`loglake index`: it resumes from the last commit"
-                            )
-                            break
-                        continue
-                    if kind == "bytes":
-                        done_bytes += payload
-                        if progress:
-                            progress(done_bytes, total_bytes, done_files, len(tasks))
-                    elif kind == "chunk":
-                        batcher.add(payload)
-                        report.bytes += payload.stats.get("bytes", 0)
-                    elif kind == "error":
-                        report.failures.append(payload)
-                    elif kind == "done":
-                        pending -= 1
-                        done_files += 1
-                        if progress:
-                            progress(done_bytes, total_bytes, done_files, len(tasks))
-                pool.close()
-                pool.join()
-        batcher.flush()
+        try:
+            _index(config, args, jobs, finished, progress, report, store, stager, writer, routed)
+        finally:
+            stager.cleanup()
     report.seconds = time.monotonic() - started
     return report
+
+
+def state_tag(state: Path) -> str:
+    """Tells apart writers on one host that share a lake (each has its own state dir), so
+    their app transaction ids, and so their exactly-once sequences, never mix."""
+    return hashlib.blake2b(str(state.resolve()).encode(), digest_size=4).hexdigest()
+
+
+def _index(
+    config: Config,
+    args: list[str],
+    jobs: int | None,
+    finished: bool,
+    progress: Callable[[int, int, int, int], None] | None,
+    report: IndexReport,
+    store: CheckpointStore,
+    stager: Stager,
+    writer: LakeWriter,
+    routed: set[str],
+) -> None:
+    """Plan, parse and commit: the body of ``run_index``, under its lock."""
+    tasks, failures, unchanged = plan(
+        config, args, store, finished=finished, now=time.time(), stager=stager
+    )
+    report.failures.extend(failures)
+    report.files_unchanged = unchanged
+    report.files_seen = len(tasks) + unchanged
+    total_bytes = sum(t.size for t in tasks)
+    batcher = _Batcher(writer, config.index.flush_records, report)
+    n_jobs = jobs if jobs is not None else config.index.jobs
+    explicit = bool(n_jobs)
+    n_jobs = n_jobs or os.cpu_count() or 1
+    n_jobs = max(1, min(n_jobs, len(tasks)))
+    if not explicit and total_bytes < PARALLEL_MIN_BYTES:
+        n_jobs = 1
+    done_bytes = 0
+    done_files = 0
+    if progress:
+        progress(0, total_bytes, 0, len(tasks))
+    if n_jobs == 1:
+        registry = _registry_for(config, routed)
+
+        def read_some(n: int) -> None:
+            nonlocal done_bytes
+            done_bytes += n
+            if progress:
+                progress(done_bytes, total_bytes, done_files, len(tasks))
+
+        for task in tasks:
+            before = done_bytes
+            try:
+                for chunk in index_file(task, registry, read_some):
+                    batcher.add(chunk)
+                    report.bytes += chunk.stats.get("bytes", 0)
+            except LoglakeError as e:
+                report.failures.append(f"{task.path}: {e.one_line()}")
+            except Exception as e:  # noqa: BLE001
+                report.failures.append(f"{task.path}: {type(e).__name__}: {e}")
+            done_bytes = before + task.size
+            done_files += 1
+            if progress:
+                progress(done_bytes, total_bytes, done_files, len(tasks))
+    else:
+        ctx = mp.get_context("spawn")
+        q = ctx.Queue(maxsize=n_jobs * 4)
+        with ctx.Pool(n_jobs, initializer=_worker_init, initargs=(config, routed, q)) as pool:
+            results = [
+                pool.apply_async(_worker_run, (task,))
+                for task in sorted(tasks, key=lambda t: -t.size)
+            ]
+            pending = len(tasks)
+            while pending:
+                try:
+                    kind, payload = q.get(timeout=1.0)
+                except queue_mod.Empty:
+                    if all(r.ready() for r in results):
+                        # A worker died hard (killed): its files never reported back.
+                        report.failures.append(
+                            f"{pending} file(s) lost a worker process (killed?) — re-run "
+                            "`loglake index`: it resumes from the last commit"
+                        )
+                        break
+                    continue
+                if kind == "bytes":
+                    done_bytes += payload
+                    if progress:
+                        progress(done_bytes, total_bytes, done_files, len(tasks))
+                elif kind == "chunk":
+                    batcher.add(payload)
+                    report.bytes += payload.stats.get("bytes", 0)
+                elif kind == "error":
+                    report.failures.append(payload)
+                elif kind == "done":
+                    pending -= 1
+                    done_files += 1
+                    if progress:
+                        progress(done_bytes, total_bytes, done_files, len(tasks))
+            pool.close()
+            pool.join()
+    batcher.flush()
 
 
 def print_failures(report: IndexReport) -> None:
