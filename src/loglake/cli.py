@@ -19,6 +19,7 @@ from loglake.errors import ExitCode, LoglakeError
 COMMAND_MODULES: tuple[str, ...] = (
     "loglake.explore.cli",
     "loglake.parsers_cli",
+    "loglake.retain.cli",
     "loglake.watch.cli",
 )
 

@@ -158,6 +158,29 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("indexed_at", TS),
         ]
     ),
+    # The raw-log archive index (loglake/retain): one row per archived version of a source,
+    # or per source lost before it could be archived; the latest per source_fp is current.
+    "logs": pa.schema(
+        [
+            pa.field("source_fp", pa.string()),
+            pa.field("source_path", pa.string()),
+            pa.field("run_id", pa.string()),
+            pa.field("namespace", pa.string()),
+            pa.field("state", pa.string()),  # archived | lost
+            pa.field("version", pa.int64()),  # 1, 2, ... as a grown file is archived again
+            pa.field("archive_uri", pa.string()),
+            pa.field("sha256", pa.string()),  # of the archive object's bytes
+            pa.field("content_sha256", pa.string()),  # of the archived (redacted) text
+            pa.field("bytes", pa.int64()),  # source bytes covered (lost: bytes never archived)
+            pa.field("archive_bytes", pa.int64()),
+            pa.field("compression", pa.string()),
+            pa.field("redactions", pa.int64()),
+            pa.field("mtime", TS),
+            pa.field("expires_at", TS),
+            pa.field("archived_at", TS),
+            pa.field("detail", pa.string()),
+        ]
+    ),
 }
 
 # Partition columns: metrics are by far the largest table; namespace pruning also maps to
