@@ -114,3 +114,37 @@ def test_chunking_never_changes_the_result(data: bytes, step: int) -> None:
     got = b"".join(parts.feed(data[i : i + step]) for i in range(0, len(data), step))
     assert got + parts.flush() == expected
     assert b"abcdef12" not in expected or b"password=abcdef12" not in expected
+
+
+def test_indexed_lake_holds_no_secret(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """End to end: params, facts (the command line) and error lines all pass one redaction."""
+    import duckdb
+
+    from loglake.config import Config
+    from loglake.index.runner import run_index
+    from loglake.lake.tables import table_files
+
+    secrets = [
+        "hf_abcdefghijklmnopqrstuvwxyzABCDEF",
+        "hunter2",
+        "sk-abcdefghijklmnopqrstuvwxyz012345",
+    ]
+    log = tmp_path / "train.log"
+    log.write_text(
+        f"python train.py --lr 0.01 --hf_token {secrets[0]} --password {secrets[1]}\n"
+        f'{{"api_key": "{secrets[2]}", "batch_size": 32}}\n'
+        "epoch 1 loss=0.5\n"
+    )
+    cfg = Config(lake=str(tmp_path / "lake"))
+    run_index(cfg, [str(log)], finished=True)
+    con = duckdb.connect()
+    seen = []
+    for table in ("params", "runs"):
+        files = table_files(cfg.lake, table)
+        assert files, table
+        rows = con.execute(f"SELECT * FROM read_parquet({files!r})").fetchall()
+        seen.append(repr(rows))
+    text = "\n".join(seen)
+    assert "0.01" in text and "32" in text
+    for s in secrets:
+        assert s not in text

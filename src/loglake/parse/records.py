@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from loglake.redact import redact_param, redact_text
+
 # Facts a parser may report about a run; these become columns of the ``runs`` table.
 # Any other fact key lands in the run's ``env`` JSON column.
 RUN_FACT_KEYS = (
@@ -107,7 +109,8 @@ class Emitter:
         d = self.params.data
         d["sub"].append(sub)
         d["key"].append(key)
-        d["value"].append(value)
+        # Secrets never land in the lake: the one door every parser's params go through.
+        d["value"].append(redact_param(key, value))
         d["offset"].append(offset)
         d["parser"].append(self.parser)
         if self.claim_lines:
@@ -129,7 +132,7 @@ class Emitter:
         d["sub"].append(sub)
         d["status"].append(status)
         d["reason"].append(reason)
-        d["error"].append(error)
+        d["error"].append(redact_text(error)[0] if error else error)
         d["offset"].append(offset)
         d["parser"].append(self.parser)
 
@@ -138,7 +141,7 @@ class Emitter:
         d = self.facts.data
         d["sub"].append(sub)
         d["key"].append(key)
-        d["value"].append(value)
+        d["value"].append(redact_param(key, value))
         d["offset"].append(offset)
         d["parser"].append(self.parser)
 
