@@ -9,6 +9,10 @@ Three figures, each against a target from the daemon issue:
    moments while the daemon watches those quiet files. Target: p99 <= flush_interval + 1 s.
 3. **Throughput**: ``--busy`` files (1,000) written concurrently by another process; lines
    per second from the first write until every line is queryable.
+4. **Checkpoint bytes per flush** during the latency run (10,000 followed files, one
+   growing): what the daemon wrote to its checkpoint files (its ``checkpoint_bytes``
+   counter; for a daemon without it, the file's size, rewritten whole on every flush), and
+   everything it wrote (``wchar``) per flush.
 
 Run:  python bench/watch.py              (about three minutes on two cores)
       python bench/watch.py --quick      (a smaller smoke run)
@@ -55,6 +59,21 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
+def written_bytes(pid: int) -> int:
+    """Bytes the process has handed to write() so far (``wchar``: page cache included)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key == "wchar":
+            return int(rest)
+    return 0
+
+
+def checkpoint_bytes(state: Path) -> int:
+    """What the checkpoint files hold now (the whole file is what a full rewrite writes)."""
+    names = ("checkpoints.json", "checkpoints.journal")
+    return sum((state / n).stat().st_size for n in names if (state / n).exists())
+
+
 def write_config(work: Path, **watch: str) -> Path:
     lines = [
         f'lake = "{work / "lake"}"',
@@ -97,6 +116,9 @@ class Daemon:
             time.sleep(0.2)
         raise SystemExit(f"daemon did not catch up in {timeout}s: {self.status()}")
 
+    def counters(self) -> dict[str, int]:
+        return dict(self.status().get("counters") or {})
+
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(120)
@@ -136,11 +158,21 @@ def idle_and_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         time.sleep(args.idle_seconds)
         idle_cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
         rss, _ = memory_mb(pid)
+        before = daemon.counters()
+        wchar0 = written_bytes(pid)
         latencies = probe_latency(args, work, probe)
+        after = daemon.counters()
+        wrote = written_bytes(pid) - wchar0
         _, peak = memory_mb(pid)
+        state_size = checkpoint_bytes(daemon.state)
     finally:
         code = daemon.stop()
     q = statistics.quantiles(latencies, n=100)
+    flushes = max(1, after.get("flushes", 0) - before.get("flushes", 0))
+    if "checkpoint_bytes" in after:
+        cp_bytes = after["checkpoint_bytes"] - before.get("checkpoint_bytes", 0)
+    else:  # a daemon that does not count them rewrites the whole file on every flush
+        cp_bytes = state_size * flushes
     return {
         "quiet_files": args.quiet,
         "backfill_seconds": round(ingest, 1),
@@ -152,6 +184,10 @@ def idle_and_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "latency_p99_s": round(q[98], 3),
         "latency_max_s": round(max(latencies), 3),
         "flush_interval_s": args.flush_interval,
+        "latency_flushes": flushes,
+        "checkpoint_bytes_per_flush": round(cp_bytes / flushes),
+        "written_bytes_per_flush": round(wrote / flushes),
+        "checkpoint_files_bytes": state_size,
         "exit_code": code,
     }
 
@@ -305,6 +341,11 @@ def main() -> None:
         f"  write -> queryable latency        median {il['latency_median_s']} s, "
         f"p99 {il['latency_p99_s']} s, max {il['latency_max_s']} s over "
         f"{il['latency_lines']} lines (target p99 <= {target:g} s)"
+    )
+    print(
+        f"  checkpoint bytes per flush        {il['checkpoint_bytes_per_flush']:,} "
+        f"(checkpoint files {il['checkpoint_files_bytes']:,} bytes; all writes "
+        f"{il['written_bytes_per_flush']:,} bytes per flush over {il['latency_flushes']} flushes)"
     )
     print(
         f"  throughput, {tp['busy_files']:,} files written at once  {tp['lines_per_s']:,} "

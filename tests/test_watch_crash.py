@@ -11,18 +11,28 @@ exactly once.
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from loglake.watch.status import read_status
 
-from .watch_support import LOGLAKE, env_without_crash, expected, lake_counts, write_config
+from .watch_support import (
+    LOGLAKE,
+    env_without_crash,
+    expected,
+    lake_counts,
+    lake_rows,
+    write_config,
+)
 
 WRITER = r"""
 import json, os, random, shutil, sys, time
@@ -181,3 +191,62 @@ def test_every_line_exactly_once_across_kills_and_rotations(tmp_path: Path) -> N
     assert sum(want.values()) > 2000
     rotated = [p for p in logs.iterdir() if not p.name.endswith(".log")]
     assert rotated, "the writer rotated no file"
+
+
+def _wait_seen(state: Path, log: Path, daemon: Daemon, timeout: float = 30.0) -> None:
+    """Until the daemon has saved the entry that names ``log`` (it follows the file)."""
+    deadline = time.monotonic() + timeout
+    name = json.dumps(str(log)).encode()
+    files = [state / "checkpoints.journal", state / "checkpoints.json"]
+    while time.monotonic() < deadline:
+        if any(f.exists() and name in f.read_bytes() for f in files):
+            return
+        assert daemon.proc is not None and daemon.proc.poll() is None, daemon.stderr()
+        time.sleep(0.05)
+    raise AssertionError(f"the daemon never registered {log}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "rotate_first", [False, True], ids=["kill-then-rotate", "rotate-then-kill"]
+)
+def test_a_file_copied_away_before_its_first_commit_loses_nothing(
+    tmp_path: Path, rotate_first: bool
+) -> None:
+    """Created, seen, copied outside the include patterns (``a.log.1`` for ``*.log``) and
+    truncated before anything of it was committed, the daemon SIGKILLed in between."""
+    logs, lake, state = tmp_path / "logs", tmp_path / "lake", tmp_path / "state"
+    config = write_config(tmp_path, watch={"flush_interval": "1h"})  # no commit before the kill
+    log = logs / "a.log"
+    (logs).mkdir(exist_ok=True)
+    with open(log, "a") as fh:
+        fh.write("".join(f"f=1 n={n}\n" for n in range(1, 6)))
+    daemon = Daemon(config, state)
+    daemon.start()
+    try:
+        _wait_seen(state, log, daemon)
+        if rotate_first:
+            shutil.copyfile(log, logs / "a.log.1")
+            os.truncate(log, 0)
+            daemon.kill()
+        else:
+            daemon.kill()
+            shutil.copyfile(log, logs / "a.log.1")
+            os.truncate(log, 0)
+        assert lake_counts(lake) == Counter()  # nothing had been committed
+        with open(log, "a") as fh:
+            fh.write("".join(f"f=1 n={n}\n" for n in range(6, 9)))
+        write_config(tmp_path)  # a short flush interval again
+        daemon.start()
+        want = expected({1: 8})
+        deadline = time.monotonic() + 30
+        while lake_counts(lake) != want and time.monotonic() < deadline:
+            assert daemon.proc is not None and daemon.proc.poll() is None, daemon.stderr()
+            time.sleep(0.1)
+        assert lake_counts(lake) == want
+        assert lake_rows(lake, "SELECT kind FROM gaps") == []
+        daemon.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        assert daemon.wait(30) == 0, daemon.stderr()
+    finally:
+        if daemon.proc is not None:
+            daemon.proc.kill()

@@ -47,6 +47,14 @@ def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condit
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def caught_up(doc: dict[str, Any] | None, lines: int) -> bool:
+    """The status file says every line is read and committed."""
+    if not doc or not doc.get("last_flush"):
+        return False
+    counters, files = doc.get("counters") or {}, doc.get("files") or {}
+    return counters.get("lines") == lines and files.get("tracked") == 1 and doc["lag_bytes"] == 0
+
+
 def running(state: Path) -> dict[str, Any] | None:
     doc = read_status(state)
     return doc if doc and doc.get("state") == "running" else None
@@ -133,8 +141,10 @@ def test_status_reports_and_checks_liveness(tmp_path: Path) -> None:
     proc = start(config)
     try:
         wait_for(lambda: lake_counts(tmp_path / "lake") == expected({1: 10}), what="the lines")
-        wait_for(lambda: (running(tmp_path / "state") or {}).get("last_flush"), what="a flush")
-        time.sleep(2.5)  # a heartbeat after the flush
+        wait_for(
+            lambda: caught_up(running(tmp_path / "state"), lines=10),
+            what="a status written after the flush",
+        )
         text = status(config)
         assert text.returncode == 0, text.stderr
         assert "running (healthy)" in text.stdout

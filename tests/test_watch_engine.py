@@ -334,3 +334,77 @@ def test_a_binary_file_is_one_error_not_one_per_pass(tmp_path: Path) -> None:
     assert h.engine.stats.counters["errors"] == 1
     (gap,) = h.engine.stats.snapshot()["last_errors"]
     assert "binary data" in gap["message"]
+
+
+def test_a_file_copied_away_before_its_first_commit_is_found_after_a_crash(
+    tmp_path: Path,
+) -> None:
+    """Seen, read but not committed, killed; meanwhile copied outside the include patterns
+    and truncated: the entry saved when it was first seen leads the restart to the copy."""
+    h = Harness(tmp_path)
+    log = h.logs / "a.log"
+    append(log, 1, range(1, 6))
+    h.engine.scan()
+    h.engine.read()
+    h.restart()  # a crash: what was buffered is gone, nothing was committed
+    assert h.counts() == Counter()
+    shutil.copyfile(log, h.logs / "a.log.1")
+    os.truncate(log, 0)
+    append(log, 1, range(6, 9))
+    h.finish()
+    assert h.counts() == expected({1: 8})
+    assert h.gaps() == []
+
+
+def test_a_file_deleted_before_its_first_commit_is_a_gap_after_a_crash(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    log = h.logs / "a.log"
+    append(log, 1, range(1, 6))
+    size = log.stat().st_size
+    h.engine.scan()
+    h.restart()
+    log.unlink()
+    h.finish()
+    assert h.counts() == Counter()
+    assert h.gaps() == [{"kind": "file_gone", "bytes": size, "source_path": str(log)}]
+
+
+def test_a_file_seen_but_not_yet_read_then_copied_and_truncated_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Found by a listing, none of it read yet, then logrotate's copytruncate: at offset 0
+    there are no bytes before the offset to compare, but the file no longer starts with the
+    bytes it was found by, so its lines are looked for in the copy (the model test's find)."""
+    h = Harness(tmp_path)
+    for name, copy in (("a.log", "a.log.1"), ("b.log", "b.1.log")):  # outside / inside *.log
+        log = h.logs / name
+        append(log, 1 if name == "a.log" else 2, range(1, 5))
+        h.engine.scan()
+        shutil.copyfile(log, h.logs / copy)
+        os.truncate(log, 0)
+    h.engine.read()
+    h.finish()
+    assert h.counts() == expected({1: 4, 2: 4})
+    assert h.gaps() == []
+
+
+def test_a_finished_file_that_grew_unseen_then_was_renamed_away_is_read_on(
+    tmp_path: Path,
+) -> None:
+    """Finalized (idle, descriptor closed), then written to again and renamed outside the
+    include patterns before any listing saw the growth: while running, and while stopped
+    (the model test's find, and the scenario test's flake when the first run went idle)."""
+    h = Harness(tmp_path)
+    for f, name in ((1, "a.log"), (2, "b.log")):
+        append(h.logs / name, f, range(1, 6))
+    h.finish()
+    assert all(t.final and t.fd is None for t in h.engine.tailers.values())
+    append(h.logs / "a.log", 1, range(6, 8))
+    os.rename(h.logs / "a.log", h.logs / "a.log.1")
+    h.step()
+    h.restart()
+    append(h.logs / "b.log", 2, range(6, 8))
+    os.rename(h.logs / "b.log", h.logs / "b.log.1")
+    h.finish()
+    assert h.counts() == expected({1: 7, 2: 7})
+    assert h.gaps() == []

@@ -45,6 +45,7 @@ class Adopter:
     gone_since: dict[str, float]
     shared: Shared
     first_scan: bool
+    unregistered: list[Tailer]
 
     if TYPE_CHECKING:  # provided by the engine and the other mixin; no stubs at run time
 
@@ -85,6 +86,8 @@ class Adopter:
                 t = self._new(f, fst, head, fd, now)
                 if t is None:
                     return None
+                if t.cp is None:
+                    self.unregistered.append(t)
             t.size, t.mtime = fst.st_size, fst.st_mtime
             t.grew_at = min(fst.st_mtime, now)
             t.dirty = not t.final

@@ -2,10 +2,10 @@
 
 Same file, same format and same guarantees as ``lake.checkpoint.CheckpointStore`` (which
 reads it here, so a torn or garbage file is set aside the same way), but each entry is kept
-as its compressed JSON text: an entry carries every parser's state (several KB of JSON, more
+as its compressed JSON text: an entry carries parser states (up to several KB of JSON, more
 than ten times that as Python objects), and at 10,000 followed files plain dicts alone
-would take most of the memory budget. Saving writes the packed entries out as they are,
-streamed, so only entries that changed are serialized again.
+would take most of the memory budget. An update appends only the entries it changes to the
+journal (``journal.py``); the whole file is written when the journal is folded into it.
 
 ``slim`` entries (the few fields that find and check a file: path, identity, offset, tail)
 are what the engine keeps for files it is not reading; the full entry is unpacked when a
@@ -17,12 +17,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from loglake.lake.checkpoint import VERSION, CheckpointStore, StateDirError
 from loglake.lake.durable import fsync_dir
+from loglake.watch.journal import Journal, encode
+
+# The journal is folded into the checkpoint file once it is this large and at least as large
+# as the file: the bytes written per flush stay proportional to the entries it changed.
+FOLD_MIN_BYTES = 1 << 20
 
 SLIM_KEYS = (
     "path",
@@ -39,6 +46,7 @@ SLIM_KEYS = (
     "closed",
     "closed_at",
     "run",
+    "seen_size",
 )
 
 
@@ -51,7 +59,11 @@ def slim(entry: dict[str, Any]) -> dict[str, Any]:
 
 def pack(entry: dict[str, Any]) -> bytes:
     """An entry as compressed JSON: ~1 KB instead of ~17 KB of Python objects."""
-    return zlib.compress(json.dumps(entry, separators=(",", ":"), sort_keys=True).encode(), 1)
+    return zlib.compress(_text(entry), 1)
+
+
+def _text(entry: dict[str, Any]) -> bytes:
+    return json.dumps(entry, separators=(",", ":"), sort_keys=True).encode()
 
 
 def unpack(packed: bytes) -> dict[str, Any]:
@@ -63,18 +75,19 @@ def unpack(packed: bytes) -> dict[str, Any]:
 _WS = re.compile(r"[ \t\n\r]*")
 
 
-def _read_packed(path: Path) -> dict[str, bytes] | None:
-    """A valid checkpoint file's entries, packed one by one (never all decoded at once);
-    None when the file is not valid (the caller's plain store then deals with it)."""
+def _read_packed(path: Path) -> tuple[dict[str, bytes], str | None] | None:
+    """A valid checkpoint file's entries, packed one by one (never all decoded at once), and
+    its journal generation; None when the file is not valid (the caller's plain store then
+    deals with it)."""
     try:
         text = path.read_bytes().decode()
     except FileNotFoundError:
-        return {}
+        return {}, None
     except (OSError, UnicodeDecodeError):
         return None
     dec = json.JSONDecoder()
     entries: dict[str, bytes] | None = None
-    version = None
+    version = gen = None
 
     def skip(i: int) -> int:
         return _WS.match(text, i).end()  # type: ignore[union-attr]
@@ -112,6 +125,8 @@ def _read_packed(path: Path) -> dict[str, bytes] | None:
                 value, i = dec.raw_decode(text, i)
                 if key == "version":
                     version = value
+                elif key == "gen":
+                    gen = value
             i = skip(i)
             if text[i] == ",":
                 i = skip(i + 1)
@@ -119,57 +134,107 @@ def _read_packed(path: Path) -> dict[str, bytes] | None:
             return None
     except (ValueError, IndexError):
         return None
-    return entries if version == VERSION and entries is not None else None
+    if version != VERSION or entries is None:
+        return None
+    return entries, gen if isinstance(gen, str) else None
 
 
 class PackedCheckpoints(CheckpointStore):
     """Checkpoint entries keyed by source fingerprint, packed; the lake writer's store.
 
-    ``load`` gives slim entries; ``get`` and ``entries`` unpack full ones.
+    ``load`` gives slim entries; ``get`` and ``entries`` unpack full ones. Thread-safe: the
+    flusher updates it while the reader looks entries up and registers new files.
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, on_write: Callable[[int], None] | None = None) -> None:
         super().__init__(state_dir)
         self._packed: dict[str, bytes] | None = None
+        self._gen: str | None = None
+        self._base_bytes = 0
+        self.journal = Journal(self.state_dir)
+        self.on_write = on_write  # told of the bytes written to either file
+        self._lock = threading.RLock()
 
     def _packed_entries(self) -> dict[str, bytes]:
         if self._packed is None:
-            packed = _read_packed(self.path)
-            if packed is None:  # not a valid file: the plain reader sets it aside, says so
-                packed = {k: pack(e) for k, e in self._read().items()}
-            self._packed = packed
+            read = _read_packed(self.path)
+            if read is None:  # not a valid file: the plain reader sets it aside, says so
+                packed, gen = {k: pack(e) for k, e in self._read().items()}, None
+            else:
+                packed, gen = read
+            for entries in self.journal.replay(gen):
+                for key, entry in entries.items():
+                    if isinstance(entry, dict):
+                        packed[key] = pack(entry)
+                    else:
+                        packed.pop(key, None)
+            self._packed, self._gen = packed, gen
+            if gen is None or self.journal.size:
+                self._fold()  # appends go to a journal of a file that names its generation
         return self._packed
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """Every entry, slim (read the file again)."""
-        self._packed = None
-        return {k: slim(unpack(v)) for k, v in self._packed_entries().items()}
+        """Every entry, slim (read the files again)."""
+        with self._lock:
+            self._packed = None
+            return {k: slim(unpack(v)) for k, v in self._packed_entries().items()}
 
     def get(self, fp: str) -> dict[str, Any] | None:
-        packed = self._packed_entries().get(fp)
+        with self._lock:
+            packed = self._packed_entries().get(fp)
         return None if packed is None else unpack(packed)
 
     def entries(self) -> dict[str, dict[str, Any]]:
-        return {k: unpack(v) for k, v in self._packed_entries().items()}
+        with self._lock:
+            items = list(self._packed_entries().items())
+        return {k: unpack(v) for k, v in items}
 
     def fingerprints(self) -> list[str]:
-        return list(self._packed_entries())
+        with self._lock:
+            return list(self._packed_entries())
 
     def update(self, entries: dict[str, dict[str, Any] | None]) -> None:
-        """Replace the given entries (``None`` forgets one) and save durably."""
+        """Replace the given entries (``None`` forgets one) and save durably (one journal
+        line; the checkpoint file itself only when the journal is folded into it)."""
         if not entries:
             return
-        current = self._packed_entries()
-        for key, entry in entries.items():
-            if entry is None:
-                current.pop(key, None)
-            else:
-                current[key] = pack(entry)
-        self.save()
+        with self._lock:
+            current = self._packed_entries()
+            texts: dict[str, bytes | None] = {}
+            for key, entry in entries.items():
+                if entry is None:
+                    current.pop(key, None)
+                    texts[key] = None
+                else:
+                    text = _text(entry)
+                    current[key] = zlib.compress(text, 1)
+                    texts[key] = text
+            try:
+                written = self.journal.append(encode(self._gen or "", texts))
+            except OSError as exc:
+                raise _unwritable(self.path, exc) from exc
+            self._wrote(written)
+            if self.journal.size >= max(FOLD_MIN_BYTES, self._base_bytes):
+                self._fold()
+
+    def register(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Save entries for keys that have none yet (files seen, not yet committed), so that
+        a crash before their first commit cannot make them unknown."""
+        with self._lock:
+            current = self._packed_entries()
+            self.update({k: e for k, e in entries.items() if k not in current})
 
     def save(self) -> None:
-        """Write every entry (temp file, fsync, rename, fsync of the folder), streamed."""
-        current = self._packed_entries()
+        """Write every entry to the checkpoint file and empty the journal."""
+        with self._lock:
+            self._packed_entries()
+            self._fold()
+
+    def _fold(self) -> None:
+        """Write every entry (temp file, fsync, rename, fsync of the folder), streamed, under
+        a new generation: journal lines left from before are ignored from then on."""
+        current = self._packed if self._packed is not None else {}
+        gen = os.urandom(8).hex()
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -179,13 +244,25 @@ class PackedCheckpoints(CheckpointStore):
                     if i:
                         fh.write(b",")
                     fh.write(json.dumps(key).encode() + b":" + zlib.decompress(packed))
-                fh.write(b'},"version":%d}' % VERSION)
+                fh.write(b'},"gen":"%s","version":%d}' % (gen.encode(), VERSION))
                 fh.flush()
                 os.fsync(fh.fileno())
+                size = fh.tell()
             os.replace(tmp, self.path)
             fsync_dir(self.state_dir)
+            self._gen, self._base_bytes = gen, size
+            self.journal.clear()
         except OSError as exc:
-            raise StateDirError(
-                f"cannot write checkpoints to {self.path}: {exc.strerror or exc}",
-                fix="make the state dir writable or pass another --state-dir",
-            ) from exc
+            raise _unwritable(self.path, exc) from exc
+        self._wrote(size)
+
+    def _wrote(self, n: int) -> None:
+        if self.on_write is not None:
+            self.on_write(n)
+
+
+def _unwritable(path: Path, exc: OSError) -> StateDirError:
+    return StateDirError(
+        f"cannot write checkpoints to {path}: {exc.strerror or exc}",
+        fix="make the state dir writable or pass another --state-dir",
+    )

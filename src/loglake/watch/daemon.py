@@ -30,7 +30,8 @@ from types import FrameType
 from typing import Any
 
 from loglake.config import Config
-from loglake.errors import ExitCode
+from loglake.errors import ExitCode, LoglakeError
+from loglake.index.runner import state_tag
 from loglake.lake.checkpoint import StateLock
 from loglake.lake.writer import LakeWriter
 from loglake.parse.registry import registry_for
@@ -39,6 +40,7 @@ from loglake.watch.engine import Engine
 from loglake.watch.flusher import FlushBuffer, Flusher
 from loglake.watch.memory import Trimmer, limit_arenas
 from loglake.watch.metrics_http import MetricsServer
+from loglake.watch.objpoll import ObjectPoller
 from loglake.watch.scanner import Hints, Observers
 from loglake.watch.settings import WatchSettings
 from loglake.watch.stats import Stats
@@ -71,11 +73,13 @@ class Daemon:
         raise_fd_limit(s.max_open_files + 256)
         limit_arenas()
         self.stats = Stats()
-        store = PackedCheckpoints(self.state_dir)
+        self.store = store = PackedCheckpoints(
+            self.state_dir, on_write=lambda n: self.stats.add(checkpoint_bytes=n)
+        )
         self.writer = LakeWriter(
             config.lake,
             self.state_dir,
-            writer_id=f"watch-{socket.gethostname()}",
+            writer_id=f"watch-{socket.gethostname()}-{state_tag(self.state_dir)}",
             storage_options=config.storage_options or None,
             checkpoints=store,
         )
@@ -99,6 +103,8 @@ class Daemon:
             stats=self.stats,
             stop=self.stop,
         )
+        # Object-store sources have no events: a poller lists them (watch/objpoll.py).
+        self.objpoll = ObjectPoller(self.engine, stop=self.stop)
         self.hints = Hints()
         self.observers = Observers(config, self.hints, self.stats, s.poll_interval)
         self.metrics = MetricsServer(s.metrics_listen, self.snapshot) if s.metrics_listen else None
@@ -151,6 +157,8 @@ class Daemon:
             signal.signal(signal.SIGINT, self._on_signal)
         self.observers.start()
         loops = [("tail", self._tail_loop), ("flush", self._flush_loop)]
+        if self.objpoll.active:
+            loops.append(("objpoll", self.objpoll.run))
         if self.metrics is not None:
             loops.append(("metrics", self._metrics_loop))
         self.workers = [Worker(name, fn, self.stop, self.stats) for name, fn in loops]
@@ -194,6 +202,8 @@ class Daemon:
             self.metrics.shutdown()
         stuck = [w.name for w in self.workers if not w.join(SHUTDOWN_JOIN)]
         flushed = not stuck and self.flusher.flush(attempts=3)
+        if flushed:
+            self._fold_checkpoints()
         self.observers.stop()
         self.engine.close()
         failed = dead is not None or bool(stuck) or not flushed
@@ -214,6 +224,13 @@ class Daemon:
                 file=sys.stderr,
             )
         return ExitCode.SOFTWARE if failed else ExitCode.OK
+
+    def _fold_checkpoints(self) -> None:
+        """Leave one checkpoint file behind, readable by ``loglake index`` as it is."""
+        try:
+            self.store.save()
+        except LoglakeError as e:  # the journal still holds every entry
+            self.stats.error("checkpoints", e.one_line())
 
     # -- status ----------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from loglake.watch.identity import (
 from loglake.watch.liveness import FINAL, LIVE, ROTATED, adjust_status
 from loglake.watch.roots import SourceRoots
 from loglake.watch.settings import WatchSettings
+from loglake.watch.states import StateShrinker
 from loglake.watch.stats import Stats
 from loglake.watch.tailer import COPY, Shared, Tailer, copy_entry
 from loglake.watch.tailer import ROTATED as ROTATED_FILE
@@ -71,6 +72,7 @@ class Engine(Adopter, Follower):
         self.buffer = buffer
         self.flusher = flusher
         self.registry = registry
+        self.shrinker = StateShrinker(registry)
         self.checkpoints = checkpoints
         # The newest entry (packed) handed to the buffer per file, until the lake has it:
         # with the committed ones in ``checkpoints``, what a slim entry is unpacked from.
@@ -95,6 +97,7 @@ class Engine(Adopter, Follower):
         self.first_scan = True
         self.scans = 0
         self._noted: set[str] = set()
+        self.unregistered: list[Tailer] = []  # new files with no entry saved yet
         flusher.on_commit = self.on_commit
 
     # -- listing ---------------------------------------------------------------------------
@@ -135,9 +138,32 @@ class Engine(Adopter, Follower):
         fresh.sort(key=lambda item: not self.index.has_path(item[0].path))
         for f, st in fresh:
             self.adopt(f, st, now)
+        self.register()
         self.sweep(now)
         self.first_scan = False
         self.scans += 1
+
+    def register(self) -> None:
+        """Save an entry for every file adopted as new, before any of it is read.
+
+        Until its first commit nothing else names the file: were it copied away outside the
+        include patterns and truncated, and the daemon killed, a restart could not know where
+        its lines went. With the entry (offset 0) the restart looks for the copy, as it does
+        for any checkpointed file that is gone.
+        """
+        if not self.unregistered:
+            return
+        todo, self.unregistered = self.unregistered, []
+        entries = {
+            t.key: {**self.entry_of(t), "seen_size": t.size}
+            for t in todo
+            if self.tailers.get(t.key) is t and t.cp is None and not t.compressed
+        }
+        if entries and self.checkpoints is not None:
+            try:
+                self.checkpoints.register(entries)
+            except LoglakeError as e:
+                self.stats.error("checkpoints", e.one_line())
 
     def hint(self, paths: Iterable[str]) -> bool:
         """Mark followed files as changed; True when an unknown path calls for a rescan."""
@@ -215,6 +241,7 @@ class Engine(Adopter, Follower):
     def read(self, stop: threading.Event | None = None) -> int:
         """Read every file that changed or is due to be finalized; returns chunks produced."""
         now = self.clock()
+        self.register()
         todo = set(self.shared.dirty)
         if now >= self._due_at:
             todo.update(self._due(now))
@@ -234,6 +261,7 @@ class Engine(Adopter, Follower):
                 if t.moved:
                     t.dirty = True  # no events, no listing: looked at on every pass
                 self._due_at = min(self._due_at, t.grew_at + self.wait_for(t))
+        self.register()  # files a truncation made new, before anything else happens to them
         return n
 
     def _due(self, now: float) -> list[Tailer]:
@@ -370,7 +398,8 @@ class Engine(Adopter, Follower):
     ) -> None:
         if self.inline_flush and self.buffer.full():
             self.flusher.flush()
-        packed = {k: None if cp is None else pack(cp) for k, cp in checkpoints.items()}
+        shrink = self.shrinker.shrink
+        packed = {k: None if cp is None else pack(shrink(cp)) for k, cp in checkpoints.items()}
         with self._pending_lock:
             for key, entry in packed.items():
                 if entry is None:
@@ -387,7 +416,8 @@ class Engine(Adopter, Follower):
     def full_entry(self, key: str, cp: dict[str, Any] | None) -> dict[str, Any] | None:
         """The full entry behind ``cp`` (a slim one), unpacked: a fresh copy."""
         if cp is None or not cp.get("slim"):
-            return copy_entry(cp)
+            full = copy_entry(cp)
+            return None if full is None else self.shrinker.expand(full)
         with self._pending_lock:
             packed = self.pending.get(key)
         full = unpack(packed) if packed is not None else None
@@ -398,7 +428,7 @@ class Engine(Adopter, Follower):
             # Offsets are what matter; without the states parsers start afresh from there.
             return mine
         full.update(mine)
-        return full
+        return self.shrinker.expand(full)
 
     def flush(self) -> bool:
         """Commit what is buffered now (tests, shutdown)."""

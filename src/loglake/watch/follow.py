@@ -76,11 +76,7 @@ class Follower:
             t.dirty = True
             return
         self.forget(t)
-        if t.final:
-            if t.cp is not None:
-                self.index.add(t.key, slim(t.cp))
-            return
-        self.continue_or_lose(
+        followed = self.continue_or_lose(
             t.key,
             self.entry_of(t),
             root=t.root,
@@ -90,7 +86,10 @@ class Follower:
             now=now,
             kind="file_gone",
             why="renamed or deleted before it was read to the end, while not held open",
+            final=t.final,
         )
+        if followed is None and t.final and t.cp is not None:
+            self.index.add(t.key, slim(t.cp))
 
     def truncated(self, t: Tailer, now: float) -> None:
         """``t``'s file now holds other bytes before the offset: find where its bytes went,
@@ -129,11 +128,20 @@ class Follower:
         now: float,
         kind: str,
         why: str,
+        final: bool = False,
     ) -> Tailer | None:
-        """Follow the file that now holds ``entry``'s bytes, or record what was lost."""
+        """Follow the file that now holds ``entry``'s bytes, or record what was lost.
+
+        ``final``: the file was read to its end when last looked at, so nothing is known to
+        be lost; but it may have grown unseen before it was renamed (outside the include
+        patterns) or deleted, and a continuation longer than it was is read on.
+        """
         hit = find_continuation(key, entry, self.by_ino)
+        if hit is not None and final and hit[1].st_size <= int(entry.get("size") or 0):
+            hit = None  # renamed as it was: nothing more to read
         if hit is not None:
             path, st = hit
+            self.gone_since.pop(key, None)
             same = (int(entry.get("dev") or 0), int(entry.get("ino") or 0))
             t = Tailer(
                 key=key,
@@ -156,6 +164,8 @@ class Follower:
             self.track(t)
             self.stats.add(rotations=1)
             return t
+        if final:
+            return None
         offset = int(entry.get("offset") or 0)
         lost = max(0, last_size - offset)
         detail = f"{why}; no rotated copy holding the bytes after offset {offset} was found"
@@ -174,13 +184,17 @@ class Follower:
             path = str(entry.get("path") or "")
             if not self.roots.available(path):
                 continue
-            if entry.get("closed") or entry.get("idle_final"):
+            final = bool(entry.get("idle_final")) and not entry.get("closed")
+            if entry.get("closed") or (final and key in self.gone_since):
                 first = self.gone_since.setdefault(key, now)
                 if now - first > FORGET_AFTER and not os.path.exists(path):
                     self.index.pop(key)
                     self.gone_since.pop(key, None)
                     self.put({}, {key: None})
                 continue
+            if final:
+                # Once: a finished file may have grown unseen before it was renamed away.
+                self.gone_since[key] = now
             hit = self.roots.source_of(path)
             if hit is None:
                 continue
@@ -189,17 +203,21 @@ class Follower:
             if identity is None:
                 continue
             self.index.pop(key)
-            self.continue_or_lose(
+            followed = self.continue_or_lose(
                 key,
                 entry,
                 root=root,
                 source=source,
                 identity=identity,
-                last_size=int(entry.get("size") or 0),
+                # A file registered and never committed: what it held when it was seen.
+                last_size=max(int(entry.get("size") or 0), int(entry.get("seen_size") or 0)),
                 now=now,
                 kind="file_gone",
                 why="gone (deleted, renamed or truncated) while loglake was not reading it",
+                final=final,
             )
+            if followed is None and final:
+                self.index.add(key, entry)
 
     def entry_of(self, t: Tailer) -> dict[str, Any]:
         """``t``'s newest entry, or the little a never-read file has, to look it up by."""

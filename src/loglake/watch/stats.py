@@ -28,6 +28,7 @@ COUNTERS = (
     "gaps",  # losses and repairs recorded in the gaps table
     "errors",
     "rotations",  # files followed after a rename, copy, truncation or deletion
+    "checkpoint_bytes",  # written to the checkpoint file and its journal
 )
 
 

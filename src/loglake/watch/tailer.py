@@ -16,7 +16,7 @@ from typing import Any
 
 from loglake.config import SourceConfig
 from loglake.runs.identity import RunIdentity
-from loglake.tail.fingerprint import tail_hash
+from loglake.tail.fingerprint import FileIdentity, matches, tail_hash
 from loglake.watch.identity import FD_DIR
 
 # Why a file is no longer at its own path.
@@ -167,13 +167,24 @@ class Tailer:
 
     def offset_valid(self, size: int) -> bool:
         """Whether the bytes before the offset are still those read (no truncation)."""
-        if self.compressed or self.cp is None:
+        if self.compressed:
             return True
         off = self.offset
+        if not off and self.fp_len:
+            # Nothing read yet, so no bytes before the offset to compare: the file is still
+            # the one found while it starts with the bytes it was found by. (A file seen at
+            # 100 bytes, none of them read, then copied away and truncated, is not "valid at
+            # offset 0": its 100 bytes are in the copy.)
+            try:
+                return size >= self.fp_len and matches(
+                    self.read_path, FileIdentity(self.fp, self.fp_len)
+                )
+            except OSError:
+                return True  # gone: the next look at it finds out where
         if off > size:
             return False
-        saved = self.cp.get("tail")
-        return not off or not saved or tail_hash(self.read_path, off) == saved
+        saved = (self.cp or {}).get("tail")
+        return not saved or tail_hash(self.read_path, off) == saved
 
 
 def last_line_end(fd: int, size: int, block: int = 1 << 16) -> int:
