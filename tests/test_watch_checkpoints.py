@@ -124,3 +124,14 @@ def test_register_never_replaces_an_entry(tmp_path: Path) -> None:
     again = PackedCheckpoints(tmp_path)
     assert again.get("k") == {"offset": 5}
     assert again.get("j") == {"offset": 0, "path": "/logs/j.log"}
+
+
+def test_a_batch_reader_after_a_daemon_crash_sees_the_journal(tmp_path: Path) -> None:
+    """``loglake index`` run before the daemon restarts must not re-read committed lines."""
+    store = PackedCheckpoints(tmp_path)
+    store.update({"k1": ENTRY})
+    store.save()
+    store.update({"k1": {**ENTRY, "offset": 999}})  # only in the journal (daemon SIGKILLed)
+    assert (tmp_path / JOURNAL_NAME).stat().st_size > 0
+    assert CheckpointStore(tmp_path).load()["k1"]["offset"] == 999
+    assert (tmp_path / JOURNAL_NAME).stat().st_size == 0

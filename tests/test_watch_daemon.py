@@ -24,7 +24,15 @@ from loglake.watch.flusher import FlushBuffer, Flusher
 from loglake.watch.stats import Stats
 from loglake.watch.status import health, read_status
 
-from .watch_support import LOGLAKE, append, env_without_crash, expected, lake_counts, write_config
+from .watch_support import (
+    LOGLAKE,
+    append,
+    env_without_crash,
+    expected,
+    lake_counts,
+    lake_rows,
+    write_config,
+)
 
 
 def start(config: Path, **env: str) -> subprocess.Popen[str]:
@@ -272,3 +280,27 @@ def test_metrics_listen_must_be_host_and_port(tmp_path: Path, listen: str) -> No
     config = write_config(tmp_path, watch={"metrics_listen": listen})
     with pytest.raises(ConfigError, match="metrics_listen"):
         load_config(config)
+
+
+def test_the_daemon_archives_finished_logs_on_its_scheduler(tmp_path: Path) -> None:
+    """Retention runs inside `loglake watch` (APScheduler), not only as `loglake retain`."""
+    config = write_config(tmp_path)
+    with config.open("a") as fh:
+        fh.write('[retention]\ninterval = "1s"\nidle_after = "1s"\n')
+    append(tmp_path / "logs" / "a.log", 1, range(1, 21))
+    proc = start(config)
+    try:
+        wait_for(
+            lambda: (tmp_path / "lake" / "logs").exists()
+            and lake_rows(tmp_path / "lake", "SELECT state FROM logs WHERE state = 'archived'"),
+            timeout=60,
+            what="an archived log row",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        proc.kill()
+    (row,) = lake_rows(tmp_path / "lake", "SELECT source_path, bytes, archive_uri FROM logs")
+    assert row["source_path"].endswith("a.log")
+    assert row["bytes"] == (tmp_path / "logs" / "a.log").stat().st_size
+    assert lake_counts(tmp_path / "lake") == expected({1: 20})

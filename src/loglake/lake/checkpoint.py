@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 FILE_NAME = "checkpoints.json"
+JOURNAL_NAME = "checkpoints.journal"
 
 
 class StateDirError(LoglakeError):
@@ -85,6 +86,7 @@ class CheckpointStore:
         return self._entries
 
     def _read(self) -> dict[str, dict[str, Any]]:
+        self._fold_daemon_journal()
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -106,6 +108,19 @@ class CheckpointStore:
             aside,
         )
         return {}
+
+    def _fold_daemon_journal(self) -> None:
+        """The daemon appends checkpoint updates to a journal that it folds into the file at
+        its next start; a batch reader (index, reindex) coming first after a daemon crash
+        folds it itself, else it would re-read lines the lake already holds."""
+        journal = self.state_dir / JOURNAL_NAME
+        if type(self) is not CheckpointStore or not journal.exists():
+            return
+        if journal.stat().st_size == 0:
+            return
+        from loglake.watch.checkpoints import PackedCheckpoints
+
+        PackedCheckpoints(self.state_dir).save()
 
     def _set_aside(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

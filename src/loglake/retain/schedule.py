@@ -98,7 +98,10 @@ def start_scheduler(
         return run
 
     if r.enabled:
-        _every(scheduler, "retention", retention, r.interval, on_error, first=now)
+        # Soon after start (a daemon that was down may have logs near expiry), but after the
+        # first backfill has had a moment: a minute, or the interval if that is shorter.
+        first = now + timedelta(seconds=min(60.0, parse_duration(r.interval)))
+        _every(scheduler, "retention", retention, r.interval, on_error, first=first)
     if hk.enabled:
         _every(scheduler, "optimize", upkeep(optimize=True), hk.optimize_interval, on_error)
         _every(scheduler, "vacuum", upkeep(vacuum=True), hk.vacuum_interval, on_error)

@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loglake.config import Config
 from loglake.errors import ExitCode, LoglakeError
@@ -35,6 +35,7 @@ from loglake.index.runner import state_tag
 from loglake.lake.checkpoint import StateLock
 from loglake.lake.writer import LakeWriter
 from loglake.parse.registry import registry_for
+from loglake.retain.schedule import start_scheduler
 from loglake.watch.checkpoints import PackedCheckpoints
 from loglake.watch.engine import Engine
 from loglake.watch.flusher import FlushBuffer, Flusher
@@ -46,6 +47,9 @@ from loglake.watch.settings import WatchSettings
 from loglake.watch.stats import Stats
 from loglake.watch.status import HEARTBEAT, write_status
 from loglake.watch.supervise import Worker
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,7 @@ class Daemon:
         self.observers = Observers(config, self.hints, self.stats, s.poll_interval)
         self.metrics = MetricsServer(s.metrics_listen, self.snapshot) if s.metrics_listen else None
         self.workers: list[Worker] = []
+        self.scheduler: BackgroundScheduler | None = None
         self.started_at = time.time()
         self.state = "starting"
 
@@ -164,6 +169,7 @@ class Daemon:
         self.workers = [Worker(name, fn, self.stop, self.stats) for name, fn in loops]
         for w in self.workers:
             w.start()
+        self.scheduler = start_scheduler(self.config, stop=self.stop, on_error=self.stats.error)
         self.state = "running"
         self._write_status()
         print(
@@ -196,6 +202,8 @@ class Daemon:
 
     def _shutdown(self, dead: Worker | None) -> int:
         self.stop.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)  # a retention job ends after its current file
         self.state = "stopping"
         self._write_status()
         if self.metrics is not None:

@@ -27,12 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loglake.lake.checkpoint import StateDirError
+from loglake.lake.checkpoint import JOURNAL_NAME, StateDirError
 from loglake.lake.durable import fsync_dir
 
 log = logging.getLogger(__name__)
-
-JOURNAL_NAME = "checkpoints.journal"
 
 
 def encode(gen: str, entries: dict[str, bytes | None]) -> bytes:
