@@ -282,10 +282,11 @@ def test_empty_lake_has_typed_views(tmp_path: Path, made: bool) -> None:
 def test_views_over_files_have_the_same_types_as_empty_views(
     writer: LakeWriter, tmp_path: Path
 ) -> None:
-    full = {n: rows_table(n, [{"offset": 1}]) for n in SCHEMAS if "offset" in SCHEMAS[n].names}
-    full["files"] = rows_table("files", [{"source_fp": "x"}])
-    for name in ("tags", "notes"):  # user-added rows have no source offset
-        full[name] = rows_table(name, [{"run_id": "x"}])
+    # One row per table: a source offset where the table has one, else its first column.
+    full = {
+        n: rows_table(n, [{"offset": 1} if "offset" in s.names else {s.names[0]: "x"}])
+        for n, s in SCHEMAS.items()
+    }
     writer.commit(full, {})
     with_files = connect(writer.lake_uri)
     empty = connect(tmp_path / "no-lake")

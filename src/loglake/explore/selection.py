@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 
 import duckdb
 
-from loglake.config import parse_duration
 from loglake.explore.expr import FilterError, parse
 from loglake.explore.sqlgen import RunQuery, lit
 
@@ -70,6 +69,8 @@ class Selection:
 
 def parse_time(text: str, now: dt.datetime) -> dt.datetime:
     """``2024-05-01``, ``2024-05-01T12:00``, or a duration back from ``now`` (``36h``, ``7d``)."""
+    from loglake.config import parse_duration  # pydantic: only when a time filter is given
+
     text = text.strip()
     try:
         return now - dt.timedelta(seconds=parse_duration(text))

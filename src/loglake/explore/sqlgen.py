@@ -193,11 +193,11 @@ class RunQuery:
     def ctes(self) -> list[str]:
         out = []
         for key, alias in self._params.items():
-            # params_latest's rule, applied after the key filter so only one key is read.
+            # Pinned, params_latest is a ready table; as a view, DuckDB pushes the key filter
+            # below its window (key is a partition column), so only one key is read.
             out.append(
-                f"{alias} AS (SELECT run_id, value, value_num FROM params WHERE key = {lit(key)} "
-                'QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY "offset" DESC NULLS '
-                "LAST, source_fp DESC NULLS LAST) = 1)"
+                f"{alias} AS (SELECT run_id, value, value_num FROM params_latest "
+                f"WHERE key = {lit(key)})"
             )
         for key, alias in self._tags.items():
             out.append(f"{alias} AS (SELECT run_id, value FROM run_tags WHERE key = {lit(key)})")

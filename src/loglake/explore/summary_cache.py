@@ -23,11 +23,11 @@ from pathlib import Path
 import duckdb
 
 from loglake.explore.sqlgen import POINT_ORDER, lit
-from loglake.lake.tables import is_remote, normalize_lake, table_files
+from loglake.lake.tables import cache_dir as lake_cache_dir
+from loglake.lake.tables import normalize_lake, table_files
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "LOGLAKE_CACHE_DIR"
 VERSION = 1  # of the partial files' layout; part of each file name
 STALE_SECONDS = 7 * 86400  # partials of files no longer in the table are removed after this
 
@@ -63,14 +63,7 @@ GROUP BY run_id, key
 def default_cache_dir(lake: str | Path) -> Path:
     """``$LOGLAKE_CACHE_DIR``; else beside a local, writable lake (``_loglake/cache``);
     else ``$XDG_CACHE_HOME/loglake`` — one folder per lake."""
-    uri = normalize_lake(lake)
-    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / "summaries" / digest
-    if not is_remote(uri) and os.access(uri, os.W_OK):
-        return Path(uri) / "_loglake" / "cache" / "summaries"
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "loglake" / "summaries" / digest
+    return lake_cache_dir(lake, "summaries")
 
 
 def install_summary_cache(

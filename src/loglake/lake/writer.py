@@ -28,14 +28,20 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from loglake.errors import LakeError
 from loglake.lake.checkpoint import CheckpointStore, StateDirError
 from loglake.lake.durable import fsync_dir, fsync_file
 from loglake.lake.schema import PARTITIONS, SCHEMAS
-from loglake.lake.tables import ensure_tables, normalize_lake, table_uri
+from loglake.lake.tables import (
+    ensure_tables,
+    normalize_lake,
+    sort_rows,
+    table_uri,
+    writer_properties,
+)
 
 __all__ = ["CRASH_ENV", "LakeWriter", "conform", "ensure_tables"]
 
@@ -251,13 +257,14 @@ class LakeWriter:
         try:
             write_deltalake(
                 dt,
-                # A stream of small batches: the Rust writer holds far less at once (measured
+                # Sorted here, not when spooled, so a replayed spool is laid out alike. A
+                # stream of small batches: the Rust writer holds far less at once (measured
                 # ~3x faster and ~100 MB lower peak on a 1 M-row flush).
-                table.to_reader(max_chunksize=65536),
+                sort_rows(name, table).to_reader(max_chunksize=65536),
                 mode="append",
                 partition_by=PARTITIONS.get(name),
                 commit_properties=CommitProperties(app_transactions=[Transaction(app_id, seq)]),
-                writer_properties=WriterProperties(compression="ZSTD"),
+                writer_properties=writer_properties(name),
             )
         except (DeltaError, OSError) as exc:
             first = (str(exc).strip().splitlines() or [repr(exc)])[0]

@@ -5,10 +5,16 @@ downloads or loads an extension (no ``delta``, no ``httpfs``), so queries work o
 on locked-down machines. Object-store lakes are read through fsspec, registered with DuckDB.
 
 The file lists are fixed when the views are made: call ``refresh`` to see newer commits.
+A view's SQL is cached by its file list (``cache_dir(lake, "views")``): working out the
+columns of a table means reading the footer of every file, once per new Delta version.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +22,12 @@ import duckdb
 import pyarrow as pa
 
 from loglake.lake.schema import PARTITIONS, SCHEMAS
-from loglake.lake.tables import DEFAULT_LAKE, is_remote, normalize_lake, table_files
-from loglake.query.remote import register_filesystem
+from loglake.lake.tables import DEFAULT_LAKE, cache_dir, is_remote, normalize_lake, table_files
 from loglake.query.views import DERIVED
+
+log = logging.getLogger(__name__)
+
+VIEW_CACHE_VERSION = 2  # bump when _scan_sql writes different SQL for the same files
 
 # Raw tables get a view of their own name, except runs: its rows are observations, and
 # `runs` is the one-row-per-run view built from them.
@@ -64,11 +73,16 @@ def refresh(
     """(Re)create every view over the tables' current versions."""
     lake_uri = normalize_lake(lake)
     if is_remote(lake_uri):
+        from loglake.query.remote import register_filesystem  # fsspec: remote lakes only
+
         register_filesystem(conn, lake_uri, storage_options)
+    views = cache_dir(lake_uri, "views")
     for name, schema in SCHEMAS.items():
         files = table_files(lake_uri, name, storage_options)
-        select = _scan_sql(conn, name, schema, files) if files else _empty_sql(schema)
-        conn.execute(f"CREATE OR REPLACE VIEW {RAW_VIEW_NAMES[name]} AS {select}")
+        select = _cached_scan_sql(conn, views, name, schema, files) if files else None
+        conn.execute(
+            f"CREATE OR REPLACE VIEW {RAW_VIEW_NAMES[name]} AS {select or _empty_sql(schema)}"
+        )
     for sql in DERIVED:
         conn.execute(sql)
 
@@ -85,11 +99,41 @@ def _resolve(
     return (lake if lake is not None else DEFAULT_LAKE), storage_options
 
 
+def _cached_scan_sql(
+    conn: duckdb.DuckDBPyConnection, folder: Path, name: str, schema: pa.Schema, files: list[str]
+) -> str:
+    """``_scan_sql``, from the cache when these very files were scanned before."""
+    key = hashlib.sha256(
+        json.dumps(
+            [VIEW_CACHE_VERSION, duckdb.__version__, name, str(schema), PARTITIONS.get(name), files]
+        ).encode()
+    ).hexdigest()
+    path = folder / f"{name}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return str(cached["sql"])
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    sql = _scan_sql(conn, name, schema, files)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"key": key, "sql": sql}))
+        os.replace(tmp, path)
+    except OSError as exc:  # a cache only
+        log.debug("cannot cache the view of %s: %s", name, exc)
+    return sql
+
+
 def _scan_sql(
     conn: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema, files: list[str]
 ) -> str:
     partitions = PARTITIONS.get(name, [])
-    options = ["union_by_name = true"]
+    # Matching columns by name across files means reading every footer whenever the view is
+    # bound; when all files have the same columns (no schema change since they were
+    # written), the first file's footer tells the columns of all.
+    options = [] if _same_columns(conn, files) else ["union_by_name = true"]
     if any(pa.types.is_floating(f.type) for f in schema):
         # Parquet min/max exclude NaN; without this DuckDB folds isnan(value) to false
         # from the statistics and loses diverged-loss points (duckdb issue #25521).
@@ -114,6 +158,20 @@ def _scan_sql(
         else:
             columns.append(f'"{field.name}"')
     return f"SELECT {', '.join(columns)} FROM {source}"
+
+
+def _same_columns(conn: duckdb.DuckDBPyConnection, files: list[str]) -> bool:
+    """True when every file has the same columns, of the same types, in the same order."""
+    if len(files) < 2:
+        return True
+    count, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT columns) FROM ("
+        "  SELECT file_name, string_agg(name || ' ' || coalesce(duckdb_type, '?'), ', '"
+        "         ORDER BY column_id) AS columns"
+        "  FROM parquet_schema(?) WHERE column_id > 0 GROUP BY file_name)",
+        [files],
+    ).fetchall()[0]
+    return count == len(files) and distinct == 1
 
 
 def _empty_sql(schema: pa.Schema) -> str:
