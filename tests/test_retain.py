@@ -276,9 +276,10 @@ def test_runs_never_overlap(tmp_path: Path) -> None:
     assert "retention" in err.value.message
 
 
-def test_scheduler_runs_retention_at_start_and_stops_cleanly(tmp_path: Path) -> None:
+def test_scheduler_runs_retention_soon_after_start_and_stops_cleanly(tmp_path: Path) -> None:
     cfg = load_config(write_config(tmp_path))
     cfg.housekeeping.optimize_interval = "0.3s"
+    cfg.retention.interval = "1s"  # first run after min(1 minute, interval)
     _log(tmp_path, "done.log", "loss=1\n", 2 * DAY)
     run_index(cfg, [], jobs=1)
     errors: list[tuple[str, str]] = []
