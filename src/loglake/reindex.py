@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import WriterProperties, write_deltalake
+from deltalake import write_deltalake
 from deltalake.exceptions import DeltaError
 
 from loglake.config import Config
@@ -37,7 +37,7 @@ from loglake.index.runner import state_tag
 from loglake.index.sniff import read_head
 from loglake.lake.checkpoint import CheckpointStore, StateLock
 from loglake.lake.schema import PARTITIONS, SCHEMAS
-from loglake.lake.tables import open_table
+from loglake.lake.tables import open_table, sort_rows, writer_properties
 from loglake.lake.writer import LakeWriter, conform
 from loglake.parse.base import Parser
 from loglake.parse.pipeline import GENERIC_PRIORITY, probe
@@ -376,11 +376,11 @@ def _commit(config: Config, table: str, data: pa.Table, predicate: str) -> None:
     try:
         write_deltalake(
             dt,
-            data,
+            sort_rows(table, data),  # the layout appends keep, so row groups still prune
             mode="overwrite",
             predicate=predicate,
             partition_by=PARTITIONS.get(table),
-            writer_properties=WriterProperties(compression="ZSTD"),
+            writer_properties=writer_properties(table),
         )
     except (DeltaError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [repr(exc)])[0]
