@@ -14,6 +14,7 @@ from loglake.tail.cleanup import (
     FLAG_ESCAPES,
     FLAG_INVALID_UTF8,
     FLAG_REDRAWN,
+    RedrawStates,
     clean_line,
     clean_lines,
     redraw_segments,
@@ -291,3 +292,13 @@ def test_batch_and_single_line_agree(lines: list[bytes]) -> None:
     assert list(zip(texts, flags, strict=True)) == [clean_line(raw) for raw in lines]
     for text in texts:
         assert not any(c in text for c in "\x1b\r\x08")
+
+
+def test_redraw_states_are_rendered_only_when_asked() -> None:
+    raw: list[str | bytes] = [b"epoch 1 loss=0.5\repoch 2 loss=0.4", b"plain", "x\ry"]
+    states = RedrawStates(raw, [0, 2])
+    assert list(states) == [0, 2] and len(states) == 2
+    assert 1 not in states and states.get(1) is None
+    assert states[0] == ["epoch 1 loss=0.5", "epoch 2 loss=0.4"] == redraw_segments(raw[0])
+    assert states[2] == ["x", "y"]
+    assert states[0] is states[0]  # rendered once

@@ -428,6 +428,41 @@ NOISE = [
 ]
 
 
+def test_a_batch_size_among_settings_is_not_a_step() -> None:
+    """``batch=64`` on a line of settings is a size (the params parser reads it), while a
+    batch counter next to a metric still numbers it."""
+    out = run(
+        [
+            "hyper: lr=0.0003 batch=64 model=resnet18",
+            "eval: val_loss=1.8 val_top1=31.2",
+            "epoch=1 batch=12 loss=0.3",
+        ]
+    )
+    assert rows(out) == [
+        ("val_loss", 1.8, None, None),
+        ("val_top1", 31.2, None, None),
+        ("loss", 0.3, 12, 1.0),
+    ]
+
+
+def test_lines_of_one_shape_each_give_their_own_numbers() -> None:
+    """Pairs and counters are read once per line shape (digits as 0), values per line."""
+    from loglake.parse.kv import find_context, message_pairs
+
+    a = message_pairs("epoch 3 step 120 loss=0.3100 top1 91.5")
+    b = message_pairs("epoch 7 step 980 loss=0.2200 top1 12.5")
+    assert [(p.key, p.value) for p in a] == [
+        ("epoch", 3.0), ("step", 120.0), ("loss", 0.31), ("top1", 91.5)
+    ]  # fmt: skip
+    assert [(p.key, p.value) for p in b] == [
+        ("epoch", 7.0), ("step", 980.0), ("loss", 0.22), ("top1", 12.5)
+    ]  # fmt: skip
+    assert find_context("[12] foo=1.5") == (12, None)
+    assert find_context("[34] foo=2.5") == (34, None)
+    assert find_context("[34] foo=2.5", leading_counter=False) == (None, None)
+    assert find_context("Epoch 3.0 [5/10]") == (5, 3.0)
+
+
 def test_noise_lines_give_no_metrics() -> None:
     out = run(NOISE)
     assert rows(out) == []

@@ -352,6 +352,25 @@ NOT_PARAMS = [
 ]
 
 
+def test_labelled_setting_lists_in_the_header() -> None:
+    out = run(
+        [
+            "TEAM-A trainer",
+            "hyper: lr=0.0003 batch=64 model=resnet18",
+            "model: depth=12 width=768",
+            "ep 1 | it 100 | loss 2.3012 | top1 12.5",
+            "eval: val_loss=1.8 val_top1=31.2",
+        ]
+    )
+    assert params(out) == {
+        "lr": "0.0003",
+        "batch": "64",
+        "model": "resnet18",
+        "model.depth": "12",
+        "model.width": "768",
+    }
+
+
 def test_not_params() -> None:
     assert params(run(NOT_PARAMS)) == {}
 

@@ -34,9 +34,9 @@ from loglake.tail import (
     clean_lines,
     detect_envelope,
     read_lines,
-    redraw_segments,
     tail_hash,
 )
+from loglake.tail.cleanup import RedrawStates
 
 HEAD_LINES = 200
 
@@ -96,7 +96,9 @@ def _start_offset(task: FileTask) -> tuple[int, dict[str, Any] | None]:
     return off, cp
 
 
-def _gap_table(path: str, fp: str, gaps: list[tuple[str, int, int, str]], now: datetime) -> pa.Table:
+def _gap_table(
+    path: str, fp: str, gaps: list[tuple[str, int, int, str]], now: datetime
+) -> pa.Table:
     n = len(gaps)
     cols = {
         "source_path": [path] * n,
@@ -108,7 +110,9 @@ def _gap_table(path: str, fp: str, gaps: list[tuple[str, int, int, str]], now: d
         "source_fp": [fp] * n,
     }
     schema = SCHEMAS["gaps"]
-    return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in schema], schema=schema)
+    return pa.Table.from_arrays(
+        [pa.array(cols[f.name], type=f.type) for f in schema], schema=schema
+    )
 
 
 def _concat(parts: dict[str, list[pa.Table]]) -> dict[str, pa.Table]:
@@ -226,14 +230,16 @@ def index_file(
         texts, flags = clean_lines(decoded.lines)
         for g in decoded.gaps:
             gaps.append((g.kind, g.offset, g.bytes, g.detail))
-        redraws: dict[int, list[str]] | None = None
+        redraws: RedrawStates | None = None
         if any(flags):
+            redrawn: list[int] = []
             for i, (off, fl) in enumerate(zip(decoded.offsets, flags, strict=True)):
                 if fl & FLAG_INVALID_UTF8:
                     gaps.append(("invalid_utf8", off, 0, "decoded with replacement characters"))
                 if fl & FLAG_REDRAWN:
-                    redraws = redraws or {}
-                    redraws[i] = redraw_segments(decoded.lines[i])
+                    redrawn.append(i)
+            if redrawn:
+                redraws = RedrawStates(decoded.lines, redrawn)
         batch = LineBatch(texts=texts, offsets=decoded.offsets, ts=decoded.ts, redraws=redraws)
         parsers.feed(batch, out)
         lines_total += len(texts)

@@ -7,10 +7,13 @@ so a restart resumes mid-file with the parser exactly where it was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from loglake.parse.prefilter import Scan
 from loglake.parse.records import Emitter
+from loglake.parse.timestamps import split_log_prefix
 
 
 @dataclass(slots=True)
@@ -24,15 +27,56 @@ class LineBatch:
     ``redraws`` maps the index of a line that was redrawn with carriage returns to all its
     redraw states, for parsers whose values live in earlier redraws (Lightning keeps every
     epoch's bar on one physical line).
+
+    Several parsers read the same few lines, so what they derive from a line is computed
+    once per batch: the log prefix split (``prefix``) and the lines a prefilter pattern
+    selects (``matching``).
     """
 
     texts: list[str]
     offsets: list[int]
     ts: list[float | None] | None = None
-    redraws: dict[int, list[str]] | None = None
+    redraws: Mapping[int, list[str]] | None = None
+    _prefixes: dict[int, tuple[float | None, str | None, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _scan: Scan | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def prefix(self, i: int) -> tuple[float | None, str | None, str]:
+        """``split_log_prefix`` of line ``i``: (timestamp, level, message), computed once."""
+        got = self._prefixes.get(i)
+        if got is None:
+            got = self._prefixes[i] = split_log_prefix(self.texts[i])
+        return got
+
+    def message(self, i: int) -> str:
+        """``strip_log_prefix`` of line ``i`` (shares ``prefix``'s work)."""
+        text = self.texts[i]
+        if not text:
+            return text
+        c = text[0]
+        if not (c.isdigit() or c == "[" or c.isupper()):
+            return text
+        return self.prefix(i)[2]
+
+    def arrow(self) -> Any:
+        """The lines as an Arrow string array (built once), or None for a small batch."""
+        scan = self._scan
+        if scan is None:
+            scan = self._scan = Scan(self.texts)
+        return scan.arr
+
+    def matching(self, *patterns: str) -> list[int]:
+        """Indices (ascending) of the lines every RE2 pattern in ``patterns`` matches: a
+        parser's prefilter (see ``loglake.parse.prefilter``). Every line when the batch is
+        too small to be worth a scan."""
+        scan = self._scan
+        if scan is None:
+            scan = self._scan = Scan(self.texts)
+        return scan.lines(patterns)
 
 
 @dataclass(frozen=True, slots=True)

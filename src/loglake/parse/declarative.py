@@ -198,7 +198,7 @@ class DeclarativeParser:
         if gate is None:
             cands: Any = range(n)
         else:
-            cands = candidate_lines(texts, self._literals)
+            cands = candidate_lines(texts, self._literals, batch.arrow())
             if redraws:
                 cands = sorted({*cands, *(i for i in redraws if 0 <= i < n)})
         k, nc, pos = 0, len(cands), 0

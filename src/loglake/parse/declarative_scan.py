@@ -101,18 +101,19 @@ class _Cache(threading.local):
 _CACHE = _Cache()
 
 
-def candidate_lines(texts: list[str], literals: frozenset[str]) -> list[int]:
+def candidate_lines(texts: list[str], literals: frozenset[str], arr: Any = None) -> list[int]:
     """Indices (ascending) of the lines holding one of ``literals``.
 
     The batch is scanned once for the literals of every registered parser; each parser's
-    own lines are then picked among those (again with RE2 when there are many).
+    own lines are then picked among those (again with RE2 when there are many). ``arr``:
+    the batch as an Arrow array when the caller has one (``LineBatch.arrow``).
     """
     union = _OWNERS.literals()
     if not literals <= union:  # an unregistered caller: scan for its own literals only
-        return _scan_all(texts, literals)[0]
+        return _scan_all(texts, literals, arr)[0]
     c = _CACHE
     if not (c.texts is texts and c.probe == _probe(texts) and c.union == union):
-        c.lines, c.held, c.where = _scan_all(texts, union)
+        c.lines, c.held, c.where = _scan_all(texts, union, arr)
         c.texts, c.probe, c.union, c.own = texts, _probe(texts), union, {}
     if literals == union:
         return c.lines
@@ -129,13 +130,15 @@ def _probe(texts: list[str]) -> tuple[int, ...]:
     return (n, *(id(texts[i]) for i in {0, n // 3, n // 2, 2 * n // 3, n - 1} if n))
 
 
-def _scan_all(texts: list[str], literals: frozenset[str]) -> tuple[list[int], Any, Any]:
+def _scan_all(
+    texts: list[str], literals: frozenset[str], arr: Any = None
+) -> tuple[list[int], Any, Any]:
     """(lines holding a literal, those lines as an Arrow array, their indices as one)."""
     if not literals:
         return [], None, None
     if len(texts) >= ARROW_MIN_LINES:
         try:
-            return _scan_arrow(texts, literals)
+            return _scan_arrow(texts, literals, arr)
         except _ARROW_ERRORS:
             pass
     return scan_python(texts, tuple(literals)), None, None
@@ -193,9 +196,12 @@ def _pattern(literals: frozenset[str]) -> str:
     return pattern
 
 
-def _scan_arrow(texts: list[str], literals: frozenset[str]) -> tuple[list[int], Any, Any]:
+def _scan_arrow(
+    texts: list[str], literals: frozenset[str], arr: Any = None
+) -> tuple[list[int], Any, Any]:
     """RE2 over the lines as an Arrow array."""
-    arr = pa.array(texts, type=pa.string())
+    if arr is None:
+        arr = pa.array(texts, type=pa.string())
     where = pc.indices_nonzero(pc.match_substring_regex(arr, _pattern(literals)))
     lines = where.to_pylist()
     if not lines:

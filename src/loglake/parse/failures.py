@@ -23,12 +23,12 @@ EXC_RE = re.compile(r"(?:[A-Za-z_]\w*\.)*(?P<name>[A-Z]\w*)(?::(?:\s.*)?)?")
 
 # -- failure reasons -------------------------------------------------------------------------
 
-_OOM_RE = re.compile(
+OOM_PATTERN = (
     r"out of memory|OutOfMemory|\bOOM\b|RESOURCE_EXHAUSTED|oom[-_ ]kill|Out Of Memory|"
     r"\bMemoryError\b|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation|"
-    r"Cannot allocate memory",
-    re.IGNORECASE,
-)
+    r"Cannot allocate memory"
+)  # also an RE2 pattern (the status parser's prefilter)
+_OOM_RE = re.compile(OOM_PATTERN, re.IGNORECASE)
 _NCCL_TIMEOUT_RE = re.compile(
     r"Watchdog caught collective operation timeout|Some NCCL operations have failed or timed out"
     r"|ProcessGroupNCCL's watchdog got stuck|NCCL.{0,80}tim(?:ed out|eout)",
@@ -123,10 +123,11 @@ _FATAL_RES = (
     re.compile(r"^Exception in thread \"main\" .+"),  # JVM
     re.compile(r"^panic: .+|thread '[^']*' panicked at"),  # Go / Rust
 )
-_NCCL_FATAL_RE = re.compile(
+NCCL_FATAL_PATTERN = (
     r"Watchdog caught collective operation timeout|Some NCCL operations have failed or timed out"
     r"|ProcessGroupNCCL's watchdog got stuck|NCCL communicator was aborted"
-)
+)  # also an RE2 pattern (the status parser's prefilter)
+_NCCL_FATAL_RE = re.compile(NCCL_FATAL_PATTERN)
 _INTERRUPT_RE = re.compile(r"Detected KeyboardInterrupt|^KeyboardInterrupt$")
 _SIGTERM_RE = re.compile(
     r"(?i)\b(?:received|caught|got|handling)\b.{0,40}\bSIGTERM\b|\bSIGTERM\b.{0,12}\breceived\b"

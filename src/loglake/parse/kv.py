@@ -7,21 +7,17 @@ Two readings of a message, from strict to loose:
   ``train loss 10.93``). They are accepted only when a whole segment of the message (split on
   ``|``, tabs, ``, ``, `` - ``) reads as pairs; prose such as ``Loaded 5 files`` never does.
 
-Also the structured-text helpers the parsers share: Python/JSON mappings on one line,
-``Name(k=v, ...)`` reprs, balanced brackets, flattening, and ``key: value`` settings text.
+Structured text (dicts, reprs, settings) is read by ``loglake.parse.structured``.
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import re
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from loglake.parse.prefilter import GAP
 from loglake.parse.values import NUMBER
 from loglake.parse.vocabulary import STOPWORDS, is_metric_name, step_kind
-
-MAX_MAPPING_CHARS = 200_000
 
 
 class Pair(NamedTuple):
@@ -49,6 +45,9 @@ _PAREN_RE = re.compile(r"\([^()]*\)")
 _EQ_PAD_RE = re.compile(r"(?<!\s)\s*=\s*")
 _COLON_PAD_RE = re.compile(r"(?<=\w)\s+:(?=\s)")
 _FRAC_PAD_RE = re.compile(r"(?<=\d)\s*/\s*(?=\d)|(?<=\[)\s+|(?<!\s)\s+(?=\])")
+# the two subs above change a message only where these find whitespace to remove
+_EQ_PADDED_RE = re.compile(r"\s=|=\s")
+_FRAC_PADDED_RE = re.compile(r"\s/|/\s|\[\s|\s\]")
 
 _GLUED_RE = re.compile(
     rf"[\"']?(?P<key>[A-Za-z_][\w.\-/@]*)[\"']?[=:][\"']?(?P<num>{_NUM})(?P<unit>{_UNIT})?[\"']?[,;]?"
@@ -59,6 +58,8 @@ _CELL_EDGES = ("|", "│", "┃")
 _WORDS_RE = re.compile(r"[A-Za-z_][\w.\-/@]*(?: [A-Za-z_][\w.\-/@]*){0,3}")
 _COUNTER_RE = re.compile(r"\[\d+(?:/\d+)?\]:?")
 _WORD_RE = re.compile(r"[\"']?(?P<w>[A-Za-z_][\w.\-/@]*(?:'s)?)[\"']?(?P<sep>[:=])?")
+_NUMBER_FIRST = frozenset("+-.nNiI")  # and digits: how a NUMBER (a _VALUE_RE token) starts
+_WORD_FIRST = frozenset("\"'_")  # and ASCII letters: how a _WORD_RE token starts
 
 _EPOCH_CTX_RE = re.compile(
     r"(?<![\w.\-/])(?i:epoch)(?:\s*\(\w+\))?\s*(?:[:=#]\s*)?(?:\[\s*)?(?P<n>\d+(?:\.\d+)?)"
@@ -72,56 +73,117 @@ _STEP_CTX_RE = re.compile(
 _BRACKET_CTX_RE = re.compile(r"\[\s*(?P<n>\d+)\s*(?:/\s*(?P<of>\d+)\s*)?\]")
 _STEP_PRIORITY = {"global_step": 0, "global step": 0, "num_updates": 0, "step": 1, "iteration": 2}
 
+# An RE2 pattern for every line ``find_context`` or a step/epoch-named pair can read a
+# counter from (and more), for prefilters (loglake.parse.prefilter). A step or epoch word
+# (``vocabulary.step_kind``'s names, ``_EPOCH_CTX_RE``/``_STEP_CTX_RE``'s words) then
+# whatever normalize_message may delete or a pair may put between a name and its number
+# (spaces, parenthesized notes, quotes, ``=:#``, brackets, cell and segment separators),
+# then the start of a number; timm's ``Train: 3``; a bracketed counter ``[12]``/``[3/10]``.
+# The word may follow a digit or the ``Z``/``UTC`` of a timestamp glued to the message.
+CONTEXT_PATTERN = (
+    r"(?:^|[^A-Za-z]|Z|C)(?i:epoch|ep|globalstep|step|iterations|iteration|iter|it|batch|num_updates"
+    rf"|update|round)(?:{GAP}|[\-'\"=:#\[\]|│┃;,])*[\pN+.nNiI\-]"
+    rf"|Train(?:ing)?{GAP}:{GAP}\pN"
+    rf"|\[{GAP}\pN+{GAP}(?:/{GAP}\pN+{GAP})?\]"
+)
+
+
+# A pair as positions in the text it was read from: (spans of the key's words, span of the
+# number, unit, explicit). Reading positions rather than strings lets one reading serve every
+# line of the same shape (below).
+_Span = tuple[int, int]
+_Found = tuple[tuple[_Span, ...], _Span, str, bool]
+
+
+def _pair(text: str, found: _Found) -> Pair:
+    words, (a, b), unit, explicit = found
+    key = (
+        text[words[0][0] : words[0][1]]
+        if len(words) == 1
+        else " ".join(text[x:y] for x, y in words)
+    )
+    return Pair(key, float(text[a:b]), unit, explicit)
+
 
 def explicit_pairs(text: str) -> list[Pair]:
     """``name=number`` / ``name: number`` pairs anywhere in ``text``."""
-    out = []
-    for m in _EXPLICIT_RE.finditer(text):
-        out.append(Pair(m.group("key"), float(m.group("num")), m.group("unit") or "", True))
+    return [_pair(text, f) for f in _explicit(text, 0)]
+
+
+def _explicit(seg: str, at: int) -> list[_Found]:
+    out: list[_Found] = []
+    for m in _EXPLICIT_RE.finditer(seg):
+        out.append(
+            (
+                ((at + m.start("key"), at + m.end("key")),),
+                _span(m, "num", at),
+                m.group("unit") or "",
+                True,
+            )
+        )
     return out
 
 
-def _implicit(segment: str) -> list[Pair] | None:
+def _span(m: re.Match[str], group: str, at: int) -> _Span:
+    return at + m.start(group), at + m.end(group)
+
+
+_TOKEN_RE = re.compile(r"\S+")  # str.split()'s tokens, with their positions
+
+
+def _implicit(seg: str, at: int) -> list[_Found] | None:
     """A segment read as ``label number`` pairs, or ``None`` if any part is not a pair."""
-    pairs: list[Pair] = []
-    pending: list[str] = []
+    pairs: list[_Found] = []
+    pending: list[_Span] = []
+    words: list[str] = []
     closed = False
-    for tok in segment.split():
-        m = _GLUED_RE.fullmatch(tok)
+    # Each form is tried only when the token can be it (a first character, a separator):
+    # most tokens are words, and a failed fullmatch costs as much as a successful one.
+    for t in _TOKEN_RE.finditer(seg):
+        tok = t.group()
+        c = tok[0]
+        base = at + t.start()
+        m = _GLUED_RE.fullmatch(tok) if "=" in tok or ":" in tok else None
         if m:
             if pending:
                 return None
-            pairs.append(Pair(m.group("key"), float(m.group("num")), m.group("unit") or "", True))
+            pairs.append(
+                ((_span(m, "key", base),), _span(m, "num", base), m.group("unit") or "", True)
+            )
             continue
-        m = _VALUE_RE.fullmatch(tok)
-        if m:
-            if not pending:
-                return None
-            num = float(m.group("num"))
-            pairs.append(Pair(" ".join(pending), num, m.group("unit") or "", closed))
-            pending, closed = [], False
-            continue
-        m = _FRAC_RE.fullmatch(tok)
-        if m:
-            if not pending or step_kind(pending[-1]) is None:
-                return None
-            pairs.append(Pair(" ".join(pending), float(m.group("n")), "/", closed))
-            pending, closed = [], False
-            continue
+        if c in _NUMBER_FIRST or c.isdigit():
+            m = _VALUE_RE.fullmatch(tok)
+            if m:
+                if not pending:
+                    return None
+                pairs.append((tuple(pending), _span(m, "num", base), m.group("unit") or "", closed))
+                pending, words, closed = [], [], False
+                continue
+        if "/" in tok:
+            m = _FRAC_RE.fullmatch(tok)
+            if m:
+                if not pending or step_kind(words[-1]) is None:
+                    return None
+                pairs.append((tuple(pending), _span(m, "n", base), "/", closed))
+                pending, words, closed = [], [], False
+                continue
         if tok in (":", "="):
             if not pending or closed:
                 return None
             closed = True
             continue
-        if not pairs and not pending and _COUNTER_RE.fullmatch(tok):
+        if c == "[" and not pairs and not pending and _COUNTER_RE.fullmatch(tok):
             continue  # "[12]" / "[3/10]" opening a line: a counter, read by find_context
+        if closed or not (c in _WORD_FIRST or ("a" <= c <= "z") or ("A" <= c <= "Z")):
+            return None
         m = _WORD_RE.fullmatch(tok)
-        if m is None or closed:
+        if m is None:
             return None
         word = m.group("w")
         if word.endswith(".") or word.lower() in STOPWORDS:
             return None  # prose: "done.", "took", "with"
-        pending.append(word)
+        pending.append(_span(m, "w", base))
+        words.append(word)
         if len(pending) > 4:
             return None
         closed = m.group("sep") is not None
@@ -137,37 +199,76 @@ def normalize_message(msg: str) -> str:
         msg = _BAR_RE.sub(" ", msg)  # tqdm's "45%|████▌     |": a percentage, not a metric
     if "(" in msg:
         msg = _PAREN_RE.sub("", msg)
-    if "=" in msg:
+    if "=" in msg and _EQ_PADDED_RE.search(msg):
         msg = _EQ_PAD_RE.sub("=", msg)
     if " :" in msg:
         msg = _COLON_PAD_RE.sub(":", msg)
-    if "/" in msg or "[" in msg:
+    if ("/" in msg or "[" in msg) and _FRAC_PADDED_RE.search(msg):
         msg = _FRAC_PAD_RE.sub(lambda m: "/" if "/" in m.group(0) else "", msg)
     return msg
+
+
+# Lines of one template (same text, other numbers) read the same way: every test above sees
+# digits only as digits, so a message with each digit read as 0 has its pairs at the same
+# positions. The reading of that *shape* is cached; a line of a known shape costs one
+# translate, one lookup and its float() calls.
+_ZEROS = str.maketrans("123456789", "000000000")
+_SHAPES: dict[str, list[_Found]] = {}
+_SHAPES_SIZE = 4096
+_SHAPE_CHARS = 2000  # longer messages are read directly, not cached
 
 
 def message_pairs(msg: str) -> list[Pair]:
     """Every pair in a normalized message: implicit where a segment is all pairs, else the
     explicit ones of that segment. A two-cell table row (``│ test_acc │ 0.92 │``, Lightning's
     test results) is one pair."""
-    segments = _SEGMENT_SPLIT_RE.split(msg)
+    if len(msg) > _SHAPE_CHARS:
+        return [_pair(msg, f) for f in _message_pairs(msg)]
+    shape = msg.translate(_ZEROS)
+    found = _SHAPES.get(shape)
+    if found is None:
+        if len(_SHAPES) >= _SHAPES_SIZE:
+            _SHAPES.clear()
+        found = _SHAPES[shape] = _message_pairs(shape)
+    return [_pair(msg, f) for f in found]
+
+
+def _segments(msg: str) -> list[_Span]:
+    spans: list[_Span] = []
+    start = 0
+    for m in _SEGMENT_SPLIT_RE.finditer(msg):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(msg)))
+    return spans
+
+
+def _stripped(msg: str, a: int, b: int) -> _Span:
+    seg = msg[a:b]
+    return a + len(seg) - len(seg.lstrip()), b - (len(seg) - len(seg.rstrip()))
+
+
+def _message_pairs(msg: str) -> list[_Found]:
+    segments = [_stripped(msg, a, b) for a, b in _segments(msg)]
     if msg[:1] in _CELL_EDGES:
-        cells = [c.strip() for c in segments if c.strip()]
-        if len(cells) == 2 and _WORDS_RE.fullmatch(cells[0]):
-            m = _VALUE_RE.fullmatch(cells[1])
+        cells = [(a, b) for a, b in segments if b > a]
+        if len(cells) == 2 and _WORDS_RE.fullmatch(msg, *cells[0]):
+            m = _VALUE_RE.fullmatch(msg[cells[1][0] : cells[1][1]])
             if m and not m.group("unit"):
-                return [Pair(cells[0], float(m.group("num")), "", True)]
-    out: list[Pair] = []
-    for seg in segments:
-        seg = seg.strip()
+                return [((cells[0],), _span(m, "num", cells[1][0]), "", True)]
+    out: list[_Found] = []
+    for a, b in segments:
+        seg = msg[a:b]
         if seg[:1] == "[" and "]" not in seg:
-            seg = seg[1:]  # "[D loss: 0.512] [G loss: 0.734]" split at "] ["
+            a += 1  # "[D loss: 0.512] [G loss: 0.734]" split at "] ["
+            seg = seg[1:]
         if seg[-1:] == "]" and "[" not in seg:
+            b -= 1
             seg = seg[:-1]
         if not seg or not _DIGIT_RE.search(seg):
             continue
-        got = _implicit(seg)
-        out.extend(got if got is not None else explicit_pairs(seg))
+        got = _implicit(seg, a)
+        out.extend(got if got is not None else _explicit(seg, a))
     return out
 
 
@@ -178,14 +279,36 @@ def find_context(msg: str, *, leading_counter: bool = True) -> tuple[int | None,
     ``leading_counter=False`` ignores a bare ``[N]``/``[N/M]`` opening the message, which
     only counts when the line also carries values (ninja's ``[2/3] c++ ...`` does not).
     """
-    epoch: float | None = None
-    step: int | None = None
+    if len(msg) > _SHAPE_CHARS:
+        step_at, epoch_at = _context(msg, leading_counter)
+    else:  # read once per shape, as message_pairs does
+        key = (msg.translate(_ZEROS), leading_counter)
+        spans = _CONTEXTS.get(key)
+        if spans is None:
+            if len(_CONTEXTS) >= _SHAPES_SIZE:
+                _CONTEXTS.clear()
+            spans = _CONTEXTS[key] = _context(key[0], leading_counter)
+        step_at, epoch_at = spans
+    step = int(msg[step_at[0] : step_at[1]]) if step_at else None
+    epoch = float(msg[epoch_at[0] : epoch_at[1]]) if epoch_at else None
+    if epoch is not None and epoch.is_integer():
+        epoch = float(int(epoch))
+    return step, epoch
+
+
+_CONTEXTS: dict[tuple[str, bool], tuple[_Span | None, _Span | None]] = {}
+
+
+def _context(msg: str, leading_counter: bool) -> tuple[_Span | None, _Span | None]:
+    """Where find_context's step and epoch numbers are in ``msg``."""
+    epoch: _Span | None = None
+    step: _Span | None = None
     epoch_end = -1
     m = _EPOCH_CTX_RE.search(msg)
     if m is None:
         m = _TRAIN_EPOCH_RE.match(msg)
     if m:
-        epoch = float(m.group("n"))
+        epoch = m.span("n")
         epoch_end = m.end()
     best = 99
     if any(w in msg for w in ("tep", "ter", "TEP", "TER", "atch", "pdate", "ound")):
@@ -193,22 +316,37 @@ def find_context(msg: str, *, leading_counter: bool = True) -> tuple[int | None,
             word = sm.group("w").lower()
             prio = _STEP_PRIORITY.get(word, 3 if word in ("iter", "update", "round") else 4)
             if prio < best:
-                best, step = prio, int(sm.group("n"))
+                best, step = prio, sm.span("n")
     if step is None and "[" in msg:
         if epoch_end >= 0:
             bm = _BRACKET_CTX_RE.search(msg, epoch_end)
             if bm and bm.group("of"):
-                step = int(bm.group("n"))
+                step = bm.span("n")
         elif leading_counter:
-            bm = _BRACKET_CTX_RE.match(msg.lstrip())
+            lead = len(msg) - len(msg.lstrip())
+            bm = _BRACKET_CTX_RE.match(msg, lead)
             if bm:
                 if bm.group("of"):
-                    epoch = float(bm.group("n"))
+                    epoch = bm.span("n")
                 else:
-                    step = int(bm.group("n"))
-    if epoch is not None and epoch.is_integer():
-        epoch = float(int(epoch))
+                    step = bm.span("n")
     return step, epoch
+
+
+# "hyper: lr=0.0003 batch=64": a batch *size* among settings, not the batch counter
+_BATCH_SETTING_RE = re.compile(r"(?i)(?<![\w.\-/])batch\s*[=:]\s*(?P<n>\d+)(?![\w.%/])")
+
+
+def batch_setting(norm: str, pairs: list[Pair], step: int | None) -> tuple[int | None, list[Pair]]:
+    """Drop ``batch=64`` as a step on a line of settings (no metric-named value): it is a
+    batch size there (``hyper: lr=0.0003 batch=64``), while ``epoch=1 batch=12 loss=0.3``
+    counts batches."""
+    m = _BATCH_SETTING_RE.search(norm)
+    if m is None or any(is_metric_name(p.key) for p in pairs):
+        return step, pairs
+    size = float(m.group("n"))
+    kept = [p for p in pairs if not (p.explicit and p.key.lower() == "batch" and p.value == size)]
+    return (None if step == int(size) else step), kept
 
 
 _QUOTED_PAIR_RE = re.compile(
@@ -224,7 +362,10 @@ def has_training_signal(msg: str) -> bool:
         return False
     norm = normalize_message(msg)
     pairs = message_pairs(norm)
-    if find_context(norm, leading_counter=bool(pairs)) != (None, None):
+    step, epoch = find_context(norm, leading_counter=bool(pairs))
+    if "atch" in norm or "ATCH" in norm:
+        step, pairs = batch_setting(norm, pairs, step)
+    if (step, epoch) != (None, None):
         return True
     for p in pairs:
         if p.unit in ("", "%") and (is_metric_name(p.key) or step_kind(p.key)):
@@ -235,222 +376,3 @@ def has_training_signal(msg: str) -> bool:
             if is_metric_name(key) or step_kind(key):
                 return True
     return False
-
-
-# -- structured text ------------------------------------------------------------------------
-
-_OPEN = {"(": ")", "[": "]", "{": "}"}
-_CLOSE = {")", "]", "}"}
-_SCALAR_WRAP_RE = re.compile(
-    r"\b(?:np\.|numpy\.)?(?:float|int|uint)(?:8|16|32|64|128)?\(([^()]*)\)|\btensor\(([^(),]*)(?:,[^()]*)?\)"
-)
-_BARE_NONFINITE_RE = re.compile(r"(?<=[:\s\[,])(-?(?:nan|inf))(?=\s*[,}\]])")
-
-
-def find_closing(text: str, start: int) -> int:
-    """Index of the bracket closing the one at ``start`` (quotes respected), or -1."""
-    depth = 0
-    quote = ""
-    i = start
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == quote:
-                quote = ""
-        elif c in ("'", '"'):
-            quote = c
-        elif c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
-
-
-def bracket_depth(text: str, depth: int = 0) -> int:
-    """Bracket depth after ``text`` starting from ``depth`` (for multi-line dumps)."""
-    quote = ""
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == quote:
-                quote = ""
-        elif c in ("'", '"'):
-            quote = c
-        elif c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-        i += 1
-    return depth
-
-
-def split_top_level(text: str, sep: str = ",") -> list[str]:
-    """Split on ``sep`` outside brackets and quotes."""
-    parts: list[str] = []
-    depth = 0
-    quote = ""
-    start = 0
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == quote:
-                quote = ""
-        elif c in ("'", '"'):
-            quote = c
-        elif c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-        elif c == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
-
-
-def parse_mapping(text: str) -> dict[str, Any] | None:
-    """A one-line JSON object or Python dict repr (numpy/torch scalars unwrapped), or None."""
-    s = text.strip()
-    if len(s) < 2 or s[0] != "{" or s[-1] != "}" or len(s) > MAX_MAPPING_CHARS:
-        return None
-    if '"' in s and "'" not in s:
-        try:
-            v = json.loads(s)
-            return v if isinstance(v, dict) else None
-        except ValueError:
-            pass
-    if "(" in s:
-        s = _SCALAR_WRAP_RE.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), s)
-    if "nan" in s or "inf" in s:
-        s = _BARE_NONFINITE_RE.sub(r"'\1'", s)
-    try:
-        v = ast.literal_eval(s)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-    return v if isinstance(v, dict) else None
-
-
-def flatten(obj: dict[str, Any], sep: str, prefix: str = "") -> list[tuple[str, Any]]:
-    """Leaves of nested mappings with joined keys (``optimizer.lr``, ``train/loss``)."""
-    out: list[tuple[str, Any]] = []
-    for k, v in obj.items():
-        key = f"{prefix}{sep}{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.extend(flatten(v, sep, key))
-        else:
-            out.append((key, v))
-    return out
-
-
-def number_of(value: Any) -> float | None:
-    """A metric number from a parsed value: numbers and numeric strings (``'3.762'``,
-    ``'100%'``), never booleans."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        s = value.strip()
-        s = s.removesuffix("%")
-        m = _VALUE_ONLY_RE.fullmatch(s)
-        if m:
-            return float(s)
-    return None
-
-
-_VALUE_ONLY_RE = re.compile(_NUM)
-
-_REPR_HEAD_RE = re.compile(r"(?P<name>[A-Za-z_][\w.]*)\s*\(")
-_KWARG_RE = re.compile(r"(?P<k>[A-Za-z_]\w*)\s*=(?!=)\s*(?P<v>.*)", re.DOTALL)
-
-
-def parse_kwargs_repr(text: str) -> tuple[str, list[tuple[str, str]]] | None:
-    """``Name(k=v, k2=v2)`` → ``('Name', [('k', 'v'), ...])`` when every argument is a keyword
-    argument (dataclass and argparse ``Namespace`` reprs); else ``None``."""
-    s = text.strip()
-    m = _REPR_HEAD_RE.match(s)
-    if not m or not s.endswith(")"):
-        return None
-    open_at = m.end() - 1
-    if find_closing(s, open_at) != len(s) - 1:
-        return None
-    items = []
-    for part in split_top_level(s[open_at + 1 : -1]):
-        km = _KWARG_RE.fullmatch(part)
-        if not km:
-            return None
-        items.append((km.group("k"), km.group("v").strip().rstrip(",").strip()))
-    return m.group("name"), items
-
-
-# -- settings text ----------------------------------------------------------------------------
-
-_LEADER_SEP_RE = re.compile(r"[:=]|\s\.{3,}(?=\s)")
-_SEP_RE = re.compile(r"[:=]")
-_CALL_HEAD_RE = re.compile(r"[A-Za-z_][\w.]*\(")
-
-
-def split_key_value(body: str, *, leader: bool) -> tuple[str, str] | None:
-    """``key: value`` / ``key = value`` (/ ``key ..... value``) split at the first separator;
-    None when the first ``:`` is not followed by a space (``http://``, ``binary:logistic``)."""
-    m = (_LEADER_SEP_RE if leader else _SEP_RE).search(body)
-    if m is None or m.start() == 0:
-        return None
-    sep = m.group(0)
-    if sep == ":" and body[m.end() : m.end() + 1] not in ("", " ", "\t"):
-        return None
-    key = body[: m.start()].strip()
-    return (key, body[m.end() :].strip()) if key else None
-
-
-def is_scalar_text(value: str) -> bool:
-    """Whether text reads as one setting value (a token, a quoted string, a bracketed list or
-    dict, a ``Name(...)`` call) rather than prose (``True (cuda), used: True``)."""
-    if len(value) > 300:
-        return False
-    if value[0] in "[{(\"'":
-        end = find_closing(value, 0) if value[0] in "[{(" else value.find(value[0], 1)
-        return end == len(value) - 1
-    if " " not in value:
-        return True
-    m = _CALL_HEAD_RE.match(value)
-    return bool(m) and find_closing(value, m.end() - 1) == len(value) - 1
-
-
-def strip_comment(text: str) -> str:
-    """``0.1  # peak lr`` → ``0.1`` (YAML and Python config comments)."""
-    v = text.strip()
-    if v[:1] not in ("'", '"') and " #" in v:
-        v = v.split(" #", 1)[0].rstrip()
-    return v
-
-
-def clean_value(text: str) -> str:
-    """A printed value without comments, trailing commas or surrounding quotes."""
-    v = strip_comment(text).rstrip(",").strip()
-    if len(v) >= 2 and v[0] == v[-1] and v[0] in ("'", '"'):
-        try:
-            inner = ast.literal_eval(v)
-            if isinstance(inner, str):
-                return inner
-        except (ValueError, SyntaxError):
-            return v[1:-1]
-    return v

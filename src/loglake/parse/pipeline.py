@@ -272,13 +272,8 @@ def run_file(
     path: str, parsers: list[Parser], *, max_lines: int | None = None, max_line: int = 1 << 20
 ) -> FileRun:
     """Run ``parsers`` over a whole file the way the indexer does, keeping every line's text."""
-    from loglake.tail import (
-        FLAG_REDRAWN,
-        EnvelopeDecoder,
-        clean_lines,
-        read_lines,
-        redraw_segments,
-    )
+    from loglake.tail import FLAG_REDRAWN, EnvelopeDecoder, clean_lines, read_lines
+    from loglake.tail.cleanup import RedrawStates
 
     info, kind = probe(path, max_line=max_line)
     decoder = EnvelopeDecoder(kind)
@@ -294,7 +289,7 @@ def run_file(
             keep = max(0, max_lines - len(texts))
             lines, offs = lines[:keep], offs[:keep]
         clean, flags = clean_lines(lines)
-        redraws = {i: redraw_segments(lines[i]) for i, f in enumerate(flags) if f & FLAG_REDRAWN}
+        redraws = RedrawStates(lines, [i for i, f in enumerate(flags) if f & FLAG_REDRAWN])
         ts = decoded.ts[: len(clean)] if decoded.ts is not None else None
         fps.feed(LineBatch(clean, list(offs), ts, redraws or None), out)
         texts.extend(clean)

@@ -43,30 +43,67 @@ _GLOG_RE = re.compile(rf"(?P<lv>[DIWECF])(?P<M>\d{{2}})(?P<D>\d{{2}}) {_TIME}\s+
 _SPACE_RE = re.compile(r"\s*")
 
 
+# epoch seconds of a stamp's minute (None: not a date), by its printed fields: a log's lines
+# share a few minutes, and int() and timegm per line cost more than the regex did
+_MINUTES: dict[tuple[str, str, str, str, str], int | None] = {}
+_UNSEEN = -1
+
+
+def _minute(year: str, month: str, day: str, hour: str, minute: str) -> int | None:
+    try:
+        mo, d, h, mi = int(month), int(day), int(hour), int(minute)
+        y = int(year)
+    except ValueError:
+        return None
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60):
+        return None
+    return calendar.timegm((y, mo, d, h, mi, 0))
+
+
+def _offset(zone: str | None) -> int:
+    if not zone or zone in ("Z", "UTC"):
+        return 0
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    return sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
+
+
 def _epoch_seconds(m: re.Match[str]) -> float | None:
+    names = m.re.groupindex
+    year_text = m.group("Y") if "Y" in names else None
+    if year_text:
+        month, day, hour, minute, sec_text = m.group("M", "D", "h", "mi", "s")
+        key = (year_text, month, day, hour, minute)
+        base = _MINUTES.get(key, _UNSEEN)
+        if base == _UNSEEN:
+            if len(_MINUTES) >= 4096:
+                _MINUTES.clear()
+            base = _MINUTES[key] = _minute(*key)
+        try:
+            sec = int(sec_text)
+        except ValueError:
+            return None
+        if base is None or sec >= 61:
+            return None
+        frac_text = m.group("f")
+        frac = float("0." + frac_text) if frac_text else 0.0
+        return base + sec + frac - _offset(m.group("z") if "z" in names else None)
     g = m.groupdict()
     try:
-        month, day = int(g["M"]), int(g["D"])
-        hour, minute, sec = int(g["h"]), int(g["mi"]), int(g["s"])
+        month_n, day_n = int(g["M"]), int(g["D"])
+        hour_n, minute_n, sec = int(g["h"]), int(g["mi"]), int(g["s"])
     except (TypeError, ValueError):
         return None
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and sec < 61):
+    if not (1 <= month_n <= 12 and 1 <= day_n <= 31 and hour_n < 24 and minute_n < 60):
+        return None
+    if sec >= 61:
         return None
     frac = float("0." + g["f"]) if g.get("f") else 0.0
-    offset = 0
-    zone = g.get("z")
-    if zone and zone not in ("Z", "UTC"):
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
-    year_text = g.get("Y")
-    if year_text:
-        return calendar.timegm((int(year_text), month, day, hour, minute, sec)) + frac - offset
     now = time.time()
     year = time.gmtime(now).tm_year
-    ts = calendar.timegm((year, month, day, hour, minute, sec)) + frac
+    ts = calendar.timegm((year, month_n, day_n, hour_n, minute_n, sec)) + frac
     if ts > now + 2 * 86400:  # a December line read in January
-        ts = calendar.timegm((year - 1, month, day, hour, minute, sec)) + frac
+        ts = calendar.timegm((year - 1, month_n, day_n, hour_n, minute_n, sec)) + frac
     return ts
 
 
@@ -97,7 +134,7 @@ def _match(text: str) -> tuple[float | None, int, str | None]:
     if ts is None:
         return None, 0, None
     end = _SPACE_RE.match(text, m.end()).end()  # type: ignore[union-attr]
-    letter = m.groupdict().get("lv")
+    letter = m.group("lv") if "lv" in m.re.groupindex else None
     return ts, end, _LEVEL_LETTERS.get(letter) if letter else None
 
 

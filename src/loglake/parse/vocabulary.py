@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 # Word parts that make a name a metric wherever they appear (``loss_cls``, ``val_acc``).
@@ -117,7 +118,7 @@ STOPWORDS = frozenset(
 CONFIG_LABELS = frozenset(
     """
     config configs configuration cfg conf params parameters param hparams hyperparameters
-    hyperparams hyper_parameters args arguments argv options opts settings flags
+    hyperparams hyper_parameters hyper args arguments argv options opts settings flags
     training_config train_config training_args train_args training_arguments
     training_parameters training_hyperparameters model_config run_config experiment_config
     job_config
@@ -197,3 +198,49 @@ def is_config_label(label: str) -> bool:
 
 def has_stopword(words: list[str]) -> bool:
     return any(w.lower() in STOPWORDS for w in words)
+
+
+# -- prefilter patterns (see loglake.parse.prefilter) ------------------------------------------
+
+
+def _word_alternatives(words: Iterable[str]) -> str:
+    return "|".join(sorted(words, key=lambda w: (-len(w), w)))
+
+
+def _capitalized(words: Iterable[str]) -> str:
+    """Each word with an upper-case first letter, the rest in any case: a camelCase part."""
+    return "|".join(
+        f"{w[0].upper()}(?i:{w[1:]})" if w[1:] else w[0].upper()
+        for w in sorted(words, key=lambda w: (-len(w), w))
+        if w[0].isalpha()
+    )
+
+
+def metric_name_pattern() -> str:
+    """An RE2 pattern matching every text holding a name ``is_metric_name`` accepts (and more).
+
+    ``is_metric_name`` judges a name by its word parts: lower-cased runs of ``[a-z0-9@]``,
+    split at every other character and at camelCase boundaries. The pattern finds a metric
+    word or stem standing as a part; a metric bigram's two words in a row; or a split prefix
+    opening a name (after a character no name holds: ``train_x`` in ``/data/train/x`` is not
+    a name's first part). A part may start after a digit, or after the ``Z`` or ``UTC`` of a
+    timestamp the message is glued to.
+    """
+    stems = ("acc@", "top1", "top5", "map5", "rouge", "bleu")
+    start = r"(?:^|[^A-Za-z@]|Z|C)"
+    name_start = r"(?:^|[^A-Za-z_.\-/@]|Z|C)"
+    end = r"(?:$|[^a-z0-9@])"
+    bigrams = "|".join(rf"{a}[^a-z0-9@]*{b}" for a, b in sorted(METRIC_BIGRAMS))
+    return (
+        rf"(?:{start}(?i:{_word_alternatives(METRIC_WORDS)})|[a-z](?:{_capitalized(METRIC_WORDS)})){end}"
+        rf"|{name_start}(?i:{_word_alternatives(SPLIT_PREFIXES)}){end}"
+        rf"|{start}(?i:{_word_alternatives(stems)})|[a-z](?:{_capitalized(stems)})"
+        rf"|(?i:loss){end}"
+        rf"|(?i:{bigrams})"
+    )
+
+
+def metric_value_pattern() -> str:
+    """``metric_name_pattern`` followed, anywhere later on the line, by the start of a number
+    (a digit, or ``nan``/``inf``): a line where a metric-named key can have a value."""
+    return rf"(?:{metric_name_pattern()}).*(?:\pN|nan|NaN|inf|Inf)"

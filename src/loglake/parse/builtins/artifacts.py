@@ -14,9 +14,8 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.hints import HintFilter
+from loglake.parse.prefilter import any_literal
 from loglake.parse.records import Emitter
-from loglake.parse.timestamps import strip_log_prefix
 
 _EXT = (
     r"pt|pth|bin|safetensors|ckpt|h5|hdf5|keras|json|pkl|pickle|joblib|onnx|pb|msgpack|model|"
@@ -43,7 +42,7 @@ _MODEL_RE = re.compile(
     r"(?i)\bmodel|weights|state[ _]dict|\.(?:safetensors|pt|pth|bin|h5|keras|onnx|joblib|ubj|cbm|"
     r"gguf|tflite)$"
 )
-_HINTS = HintFilter(
+_CANDIDATES = any_literal(  # the verbs of _SAVED_TO_RE / _SAVED_COLON_RE, in part
     (
         "ave",
         "avin",
@@ -83,18 +82,18 @@ class ArtifactsParser(BaseParser):
         return {"seen": {}}  # path -> kind already reported
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i, text in enumerate(batch.texts):
-            if not _HINTS(text):
-                continue
+        for i in batch.matching(_CANDIDATES):
+            text = batch.texts[i]
             try:
-                self._line(text, batch.offsets[i], state, out)
+                self._line(batch, i, state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
                 out.error(batch.offsets[i], f"artifacts: {type(e).__name__}: {e}", text)
 
-    def _line(self, text: str, offset: int, state: dict[str, Any], out: Emitter) -> None:
+    def _line(self, batch: LineBatch, i: int, state: dict[str, Any], out: Emitter) -> None:
+        text, offset = batch.texts[i], batch.offsets[i]
         if text.startswith((" ", "\t")) and text.lstrip().startswith(("File ", "raise ", "at ")):
             return  # a stack frame quoting code, not a message
-        msg = strip_log_prefix(text).strip()
+        msg = batch.message(i).strip()
         m = _SAVED_TO_RE.search(msg) or _SAVED_COLON_RE.search(msg)
         if m is None:
             return

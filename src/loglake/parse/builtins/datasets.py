@@ -16,9 +16,8 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.hints import HintFilter
+from loglake.parse.prefilter import WS, any_literal, walk
 from loglake.parse.records import Emitter
-from loglake.parse.timestamps import strip_log_prefix
 
 _SPLITS = r"train(?:ing)?|valid(?:ation)?|val|dev|test(?:ing)?|eval(?:uation)?"
 _CANONICAL = {
@@ -100,7 +99,30 @@ _HINT_WORDS = (
     "est:|est=|ev:|ev=|from |at |path|file|dir|root|_uri|_url|sha|hash|fingerprint|ata md|ata_md|"
     "checksum|preparing dataset"
 )
-_HINTS = HintFilter(tuple(_HINT_WORDS.split("|")))
+# Prefilter (loglake.parse.prefilter), outside a Dataset({...}) repr: a line holding a hint
+# (the fingerprint hints "sha"/"hash"... replaced by the fingerprint wording, since they pass
+# every "shard" line) and reading as one of the forms above: a split count names a split
+# as a word (then a space, "_", ":" or "=");
+# "Loaded N rows" has a verb then a number; a path a "data from"/"file at" or a
+# "*path:"/"*_dir=" key; the rest are literals.
+_FINGERPRINT_HINTS = ("sha", "hash", "fingerprint", "ata md", "ata_md", "checksum")
+_FINGERPRINT = r"(?i:data(?:set)?[ _](?:sha|md5|hash|fingerprint|checksum))"
+_HINTED = "|".join(
+    (any_literal(h for h in _HINT_WORDS.split("|") if h not in _FINGERPRINT_HINTS), _FINGERPRINT)
+)
+_FORMS = "|".join(
+    (
+        any_literal(
+            ("Dataset(", "num_rows", "features:", "*****", "Num examples", "shape", "Size([")
+        ),
+        rf"(?:^|[^A-Za-z0-9])(?i:{_SPLITS})(?:[ _:=]|{WS})",
+        rf"(?i:loaded|read|found|got){WS}+\pN",
+        rf"(?i:data|dataset|split|file|csv|parquet|corpus){WS}+(?i:from|at){WS}",
+        rf"(?i:path|file|files|dir|uri|url|root){WS}*[:=]",
+        _FINGERPRINT,
+        "Downloading and preparing dataset",
+    )
+)
 
 
 def split_of(label: str) -> str | None:
@@ -133,14 +155,18 @@ class DatasetsParser(BaseParser):
         return {"hf": None, "phase": None, "seen": {}}
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i, text in enumerate(batch.texts):
-            if state["hf"] is None and not _HINTS(text):
-                continue
+        texts, offsets = batch.texts, batch.offsets
+        candidates = batch.matching(_HINTED, _FORMS)
+
+        def picks() -> list[int] | None:
+            return candidates if state["hf"] is None else None
+
+        for i in walk(len(texts), picks):
             try:
-                self._line(text, batch.offsets[i], state, out)
+                self._line(batch, i, state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
                 state["hf"] = None
-                out.error(batch.offsets[i], f"datasets: {type(e).__name__}: {e}", text)
+                out.error(offsets[i], f"datasets: {type(e).__name__}: {e}", texts[i])
 
     @staticmethod
     def _emit(state: dict[str, Any], out: Emitter, offset: int, **ds: Any) -> None:
@@ -152,11 +178,12 @@ class DatasetsParser(BaseParser):
         if out.claim_lines:
             out.claimed.add(offset)
 
-    def _line(self, text: str, offset: int, state: dict[str, Any], out: Emitter) -> None:
+    def _line(self, batch: LineBatch, i: int, state: dict[str, Any], out: Emitter) -> None:
+        text, offset = batch.texts[i], batch.offsets[i]
         in_repr = state["hf"] is not None or "Dataset(" in text
         if in_repr and self._hf_repr(text, offset, state, out):
             return
-        msg = strip_log_prefix(text).strip()
+        msg = batch.message(i).strip()
         if "*****" in msg or "Num examples" in msg:
             m = _HF_PHASE_RE.search(msg)
             if m:

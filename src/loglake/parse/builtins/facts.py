@@ -17,9 +17,9 @@ from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.failures import exit_code_of
-from loglake.parse.hints import HintFilter
+from loglake.parse.prefilter import WS, any_literal
 from loglake.parse.records import Emitter
-from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
+from loglake.parse.timestamps import leading_timestamp
 
 END_SCAN_LINES = 500  # lines read backwards from a batch end to find its last timestamp
 
@@ -283,7 +283,81 @@ _FRAMEWORKS = {
     "k": "keras",
     "yolo": "ultralytics",
 }
-_HINTS = HintFilter(tuple(sorted({h for hints, _, _ in _RULES for h in hints} | {"xit", " code "})))
+_HINT_WORDS = tuple(sorted({h for hints, _, _ in _RULES for h in hints} | {"xit", " code "}))
+# Prefilter (loglake.parse.prefilter): a line holding no rule's hint matches no rule. A rule
+# group (rules sharing their hints) whose facts are all known already is left out: a key
+# is reported once per file. Some groups are selected by their regexes' wording, loosened,
+# rather than by hints that pass chatter ("sha" in "shard", "GPU" in "Using 4 GPUs with",
+# "ython" in every site-packages path).
+# first hint of a group -> (the keys its rules report, None when they depend on the line;
+# an RE2 pattern standing in for the group's hints)
+_GROUPS: dict[str, tuple[frozenset[str] | None, str | None]] = {
+    "ommit": (
+        frozenset({"git_commit"}),
+        (
+            r"(?i:git[ _-]?(?:commit|sha|hash|rev|head)|commit|revision|code[ _-]version)"
+            r"|HEAD is now at"
+        ),
+    ),
+    "branch": (frozenset({"git_branch"}), None),
+    "ostname": (frozenset({"host"}), None),
+    "host": (frozenset({"host"}), None),
+    "on node": (frozenset({"host"}), None),
+    "NODELIST": (frozenset({"slurm_nodelist", "host"}), None),
+    "user": (
+        frozenset({"user"}),
+        rf"(?:user|username|user_name|User|USER|LOGNAME|SLURM_JOB_USER){WS}*[:=]|[Rr]unning as",
+    ),
+    "ommand": (frozenset({"command"}), None),
+    "argv": (frozenset({"command"}), None),
+    "ython": (frozenset({"python_version"}), r"Python [23]\.|(?i:python[ _]version)"),
+    "version": (None, None),
+    "CUDA": (frozenset({"cuda_version"}), None),
+    "cuDNN": (frozenset({"cudnn_version"}), None),
+    "river": (frozenset({"driver_version"}), None),
+    "NCCL version": (frozenset({"nccl_version"}), None),
+    "backend": (
+        frozenset({"backend", "framework", "dist_backend"}),
+        rf"(?i:using (?:tensorflow|theano|cntk|jax|pytorch|torch) backend|backend{WS}*[:=])",
+    ),
+    "SLURM": (None, None),
+    "NVIDIA": (frozenset({"gpu"}), None),
+    "GPU": (
+        frozenset({"gpu_count"}),
+        r"Using \pN+ GPU|(?i:num[ _]gpu|n_gpu|gpu[ _]count|number of gpus)",
+    ),
+    "GPU available": (frozenset({"gpu_available", "gpu_used"}), None),
+    "orld": (frozenset({"world_size"}), None),
+    "evice": (frozenset({"device"}), None),
+    "OS:": (frozenset({"os"}), None),
+    "*****": (frozenset({"framework"}), None),
+}
+_EXIT_HINTS = any_literal(("xit", " code "))  # exit codes: never done, the last one wins
+
+
+def _group_pattern(hints: tuple[str, ...]) -> tuple[frozenset[str] | None, str]:
+    keys, pattern = _GROUPS[hints[0]]
+    return keys, pattern if pattern is not None else any_literal(hints)
+
+
+_RULE_GROUPS = {hints: _group_pattern(hints) for hints, _, _ in _RULES}
+_PATTERNS: dict[frozenset[tuple[str, ...]], str] = {}
+
+
+def _candidates(seen: dict[str, Any]) -> str:
+    """The prefilter for the rule groups that can still report something new."""
+    live = frozenset(
+        hints
+        for hints, (keys, _) in _RULE_GROUPS.items()
+        if keys is None or not keys <= seen.keys()
+    )
+    pattern = _PATTERNS.get(live)
+    if pattern is None:
+        if len(_PATTERNS) >= 256:
+            _PATTERNS.clear()
+        parts = sorted({_RULE_GROUPS[h][1] for h in live})
+        pattern = _PATTERNS[live] = "|".join((_EXIT_HINTS, *parts))
+    return pattern
 
 
 def _stamp(ts: list[float | None] | None, i: int, text: str) -> float | None:
@@ -306,13 +380,11 @@ class FactsParser(BaseParser):
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts, offsets = batch.texts, batch.offsets
         self._times(batch, state, out)
-        for i, text in enumerate(texts):
-            if not _HINTS(text):
-                continue
+        for i in batch.matching(_candidates(state["seen"])):
             try:
-                self._line(text, offsets[i], state, out)
+                self._line(batch.message(i), offsets[i], state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
-                out.error(offsets[i], f"facts: {type(e).__name__}: {e}", text)
+                out.error(offsets[i], f"facts: {type(e).__name__}: {e}", texts[i])
 
     def finalize(self, state: dict[str, Any], out: Emitter, *, idle: bool) -> None:
         end = state["end"]
@@ -338,8 +410,8 @@ class FactsParser(BaseParser):
                     state["end"] = [t, offsets[i]]
                 return
 
-    def _line(self, text: str, offset: int, state: dict[str, Any], out: Emitter) -> None:
-        msg = strip_log_prefix(text).strip()
+    def _line(self, message: str, offset: int, state: dict[str, Any], out: Emitter) -> None:
+        msg = message.strip()
         seen = state["seen"]
         found: list[tuple[str, Any]] = []
         for hints, rx, handler in _RULES:

@@ -26,22 +26,23 @@ from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.kv import (
+    CONTEXT_PATTERN,
     Pair,
+    batch_setting,
     find_context,
-    flatten,
     message_pairs,
     normalize_message,
-    number_of,
-    parse_mapping,
 )
+from loglake.parse.prefilter import any_literal, walk
 from loglake.parse.records import Emitter
-from loglake.parse.timestamps import split_log_prefix
+from loglake.parse.structured import flatten, number_of, parse_mapping
 from loglake.parse.values import normalize_key, to_int, to_number
 from loglake.parse.vocabulary import (
     has_stopword,
     is_config_label,
     is_metric_name,
     is_skip_key,
+    metric_value_pattern,
     step_kind,
 )
 
@@ -57,6 +58,22 @@ _LABEL_DICT_RE = re.compile(r"(?P<label>[A-Za-z_][\w .\-/]{0,40}?)\s*[:=]\s*(?P<
 _key = lru_cache(maxsize=8192)(normalize_key)  # the same few names repeat on every line
 _QUIET_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 
+# Prefilter (loglake.parse.prefilter): the lines this parser can act on, outside a traceback
+# or a table. A traceback's first line or a frame (they open the skipped region); a padded
+# line without digits (a table header); and lines naming a step/epoch counter, holding a
+# dict, or naming a metric before a number — a line with none of these gives no metric and no
+# context.
+# A line another parser claimed gives no metric here, only context: of those, only lines
+# naming a counter (or a dict, or opening a traceback or table) can change anything.
+CONTEXT_CANDIDATES = "|".join(
+    (
+        any_literal(("Traceback (most recent call last)", 'File "', "{")),
+        r"^[^0-9]*  [^0-9]*$",
+        CONTEXT_PATTERN,
+    )
+)
+CANDIDATES = f"{CONTEXT_CANDIDATES}|{metric_value_pattern()}"
+
 
 class GenericMetricsParser(BaseParser):
     """Metrics from lines no specific parser claimed."""
@@ -69,17 +86,30 @@ class GenericMetricsParser(BaseParser):
         return {"step": None, "epoch": None, "tb": False, "cols": None}
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        tss = batch.ts
-        for i, text in enumerate(batch.texts):
-            offset = batch.offsets[i]
+        texts, offsets, tss = batch.texts, batch.offsets, batch.ts
+        candidates = batch.matching(CANDIDATES)
+        context: set[int] | None = None
+        claimed = out.claimed
+
+        def picks() -> list[int] | None:
+            return None if state["tb"] or state["cols"] else candidates
+
+        for i in walk(len(texts), picks):
+            if offsets[i] in claimed and not (state["tb"] or state["cols"]):
+                if context is None:
+                    context = set(batch.matching(CONTEXT_CANDIDATES))
+                if i not in context:
+                    continue
             try:
-                self._line(text, offset, tss[i] if tss is not None else None, state, out)
+                self._line(batch, i, tss[i] if tss is not None else None, state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
-                out.error(offset, f"generic metrics: {type(e).__name__}: {e}", text)
+                out.error(offsets[i], f"generic metrics: {type(e).__name__}: {e}", texts[i])
 
     def _line(
-        self, text: str, offset: int, ts: float | None, state: dict[str, Any], out: Emitter
+        self, batch: LineBatch, i: int, ts: float | None, state: dict[str, Any], out: Emitter
     ) -> None:
+        text = batch.texts[i]
+        offset = batch.offsets[i]
         if not text:
             return
         if state["tb"]:
@@ -95,7 +125,7 @@ class GenericMetricsParser(BaseParser):
             if "  " in text:  # a padded header row opens a table; any other line ends one
                 state["cols"] = _table_header(text)
             return
-        stamp, level, msg = split_log_prefix(text)
+        stamp, level, msg = batch.prefix(i)
         if level in _QUIET_LEVELS or _NOISE_RE.search(msg):
             return
         if ts is None:
@@ -118,6 +148,8 @@ class GenericMetricsParser(BaseParser):
         norm = normalize_message(msg)
         pairs = message_pairs(norm)
         step, epoch = find_context(norm, leading_counter=bool(pairs))
+        if "atch" in norm or "ATCH" in norm:
+            step, pairs = batch_setting(norm, pairs, step)
         self._pairs(pairs, step, epoch, offset, ts, claimed, state, out)
 
     def _pairs(

@@ -21,8 +21,9 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.kv import find_closing, flatten, parse_mapping, split_top_level
+from loglake.parse.prefilter import any_literal, walk
 from loglake.parse.records import Emitter
+from loglake.parse.structured import find_closing, flatten, parse_mapping, split_top_level
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
 from loglake.parse.values import NUMBER, normalize_key, to_number
 
@@ -88,9 +89,14 @@ class OptunaParser(BaseParser):
         return {"study": None, "best": None}
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i, text in enumerate(batch.texts):
-            if state["best"] is None and not any(map(text.__contains__, _HINTS)):
-                continue
+        texts = batch.texts
+        candidates = batch.matching(any_literal(_HINTS))
+
+        def picks() -> list[int] | None:
+            return candidates if state["best"] is None else None
+
+        for i in walk(len(texts), picks):
+            text = texts[i]
             offset = batch.offsets[i]
             try:
                 self._line(text, offset, _ts(batch, i, text), state, out)
@@ -299,10 +305,15 @@ class RayTuneParser(BaseParser):
         return {"table": None, "block": None, "trials": {}, "exp": None}
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i, text in enumerate(batch.texts):
+        texts = batch.texts
+        candidates = batch.matching(any_literal(_RAY_HINTS))
+
+        def picks() -> list[int] | None:
             idle = state["table"] is None and state["block"] is None
-            if idle and not any(map(text.__contains__, _RAY_HINTS)):
-                continue
+            return candidates if idle else None
+
+        for i in walk(len(texts), picks):
+            text = texts[i]
             try:
                 self._line(text, batch.offsets[i], _ts(batch, i, text), state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
@@ -529,10 +540,15 @@ class KerasTunerParser(BaseParser):
             )
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i, text in enumerate(batch.texts):
+        texts = batch.texts
+        candidates = batch.matching(any_literal(_KT_HINTS))
+
+        def picks() -> list[int] | None:
             idle = not state["table"] and state["objective"] is None
-            if idle and not any(map(text.__contains__, _KT_HINTS)):
-                continue
+            return candidates if idle else None
+
+        for i in walk(len(texts), picks):
+            text = texts[i]
             try:
                 self._line(text.strip(), batch.offsets[i], _ts(batch, i, text), state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file

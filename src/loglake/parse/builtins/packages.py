@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.hints import HintFilter
+from loglake.parse.prefilter import any_literal, walk
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import strip_log_prefix
 from loglake.parse.vocabulary import is_metric_name, step_kind
@@ -95,14 +95,19 @@ class PackagesParser(BaseParser):
         return {"block": None, "seen": {}, "maybe": None}
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i, text in enumerate(batch.texts):
-            if state["block"] is None and state["maybe"] is None and not _HINTS(text):
-                continue
+        texts, offsets = batch.texts, batch.offsets
+        candidates = batch.matching(_CANDIDATES)
+
+        def picks() -> list[int] | None:
+            idle = state["block"] is None and state["maybe"] is None
+            return candidates if idle else None
+
+        for i in walk(len(texts), picks):
             try:
-                self._line(text, batch.offsets[i], state, out)
+                self._line(texts[i], offsets[i], state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
                 state["block"] = None
-                out.error(batch.offsets[i], f"packages: {type(e).__name__}: {e}", text)
+                out.error(offsets[i], f"packages: {type(e).__name__}: {e}", texts[i])
 
     @staticmethod
     def _emit(name: str, version: str, offset: int, state: dict[str, Any], out: Emitter) -> None:
@@ -187,9 +192,15 @@ class PackagesParser(BaseParser):
                 return
 
 
-_HINTS = HintFilter(
-    ("==", " @ ", "ersion", "VERSION", "Using ", "Package", "# packages", "[conda]",
-     "Successfully installed", "Requirement already")
+# Prefilter (loglake.parse.prefilter): outside a package block, a line without one of these
+# lists no package. "Using " stands for _USING_RE, which needs a name and a version after it
+# (as a plain hint it passes every "Using 4 GPUs" line).
+_CANDIDATES = "|".join(
+    (
+        any_literal(("==", " @ ", "ersion", "VERSION", "Package", "# packages", "[conda]",
+                     "Successfully installed", "Requirement already")),
+        r"Using [A-Za-z][^ ]* (?:version )?v?\pN",
+    )
 )  # fmt: skip
 
 

@@ -28,12 +28,14 @@ import shlex
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.kv import (
+from loglake.parse.kv import has_training_signal
+from loglake.parse.prefilter import WS, walk
+from loglake.parse.records import Emitter
+from loglake.parse.structured import (
     bracket_depth,
     clean_value,
     find_closing,
     flatten,
-    has_training_signal,
     is_scalar_text,
     number_of,
     parse_kwargs_repr,
@@ -41,10 +43,14 @@ from loglake.parse.kv import (
     split_key_value,
     strip_comment,
 )
-from loglake.parse.records import Emitter
-from loglake.parse.timestamps import split_log_prefix
 from loglake.parse.values import normalize_key, to_number
-from loglake.parse.vocabulary import has_stopword, is_config_label, is_metric_name, step_kind
+from loglake.parse.vocabulary import (
+    CONFIG_LABELS,
+    has_stopword,
+    is_config_label,
+    is_metric_name,
+    step_kind,
+)
 
 MAX_DUMP_LINES = 2000
 MAX_DUMP_CHARS = 256 << 10
@@ -84,6 +90,30 @@ _OVERRIDE_RE = re.compile(r"[+~]*[A-Za-z_][\w.\-/]*=")
 _SHELL_STOP = frozenset({"|", "||", "&&", ";", ">", ">>", "2>&1", "&", "2>", "1>"})
 
 
+# Prefilter (loglake.parse.prefilter): once training has started and no dump or block is
+# open, only the forms read anywhere can give a param (see _explicit): a command line, a
+# dict, a ``Name(k=v`` repr or its opening ``Name(``, a title ending in a config word.
+_LAUNCHERS = (
+    rf"(?:python[\pN.]*|torchrun|deepspeed|accelerate{WS}+launch|srun|mpirun|horovodrun|composer"
+    rf"|uv{WS}+run|poetry{WS}+run){WS}"
+)
+# Python's Unicode \w, widened for RE2: anything but whitespace and ASCII punctuation ("_" aside)
+_WORD_CHARS = r"[^\s!-/:-@\[-^\x60{-~]"
+_CONFIG_WORDS = sorted(
+    {w for label in CONFIG_LABELS for w in re.split(r"[^a-z0-9]+", label) if w in CONFIG_LABELS},
+    key=lambda w: (-len(w), w),
+)
+CANDIDATES = "|".join(
+    (
+        _LAUNCHERS,
+        r"\{",
+        rf"\({WS}*[A-Za-z_]{_WORD_CHARS}*{WS}*=",  # _REPR_START_RE
+        rf"[A-Z][^\s]*\({WS}*$",  # _REPR_OPEN_RE
+        rf"(?:^|[^A-Za-z0-9])(?i:{'|'.join(_CONFIG_WORDS)})(?:{WS}|[=*#\-_~+|<>:])*$",
+    )
+)
+
+
 class ParamsParser(BaseParser):
     """Hyperparameters of the run, from any of the forms in the module docstring."""
 
@@ -95,14 +125,22 @@ class ParamsParser(BaseParser):
         return {"started": False, "dump": None, "block": None}
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i, text in enumerate(batch.texts):
-            offset = batch.offsets[i]
+        texts, offsets = batch.texts, batch.offsets
+        candidates = batch.matching(CANDIDATES)
+
+        def picks() -> list[int] | None:
+            if not state["started"] or state["dump"] is not None or state["block"] is not None:
+                return None
+            return candidates
+
+        for i in walk(len(texts), picks):
+            offset = offsets[i]
             try:
-                self._line(text, offset, state, out)
+                self._line(batch, i, state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
                 state["dump"] = None
                 state["block"] = None
-                out.error(offset, f"params: {type(e).__name__}: {e}", text)
+                out.error(offset, f"params: {type(e).__name__}: {e}", texts[i])
 
     def finalize(self, state: dict[str, Any], out: Emitter, *, idle: bool) -> None:
         # A block still open at the end of a finished log ends there (its YAML list, if
@@ -112,7 +150,8 @@ class ParamsParser(BaseParser):
 
     # -- one line ------------------------------------------------------------------------
 
-    def _line(self, text: str, offset: int, state: dict[str, Any], out: Emitter) -> None:
+    def _line(self, batch: LineBatch, i: int, state: dict[str, Any], out: Emitter) -> None:
+        text, offset = batch.texts[i], batch.offsets[i]
         if out.is_claimed(offset):
             return
         if state["dump"] is not None and _feed_dump(text, offset, state, out):
@@ -121,7 +160,7 @@ class ParamsParser(BaseParser):
             if state["block"]:
                 _end_block(state, out)
             return
-        msg = _message(text)
+        msg = _message(text, batch.prefix(i)[2])
         if state["block"] and _block_line(msg, offset, state, out):
             return
         body = msg.strip()
@@ -133,11 +172,11 @@ class ParamsParser(BaseParser):
             _header(msg, body, offset, state, out)
 
 
-def _message(text: str) -> str:
-    """The message after any log prefix, keeping its own indentation (the spaces after the
-    prefix beyond the one that separates it): ``... - INFO - __main__ -   Num examples = 8``
-    is a child line of the ``***** Running training *****`` banner logged before it."""
-    _, _, msg = split_log_prefix(text)
+def _message(text: str, msg: str) -> str:
+    """The message (``msg``, after any log prefix) keeping its own indentation (the spaces
+    after the prefix beyond the one that separates it): ``... - INFO - __main__ -   Num
+    examples = 8`` is a child line of the ``***** Running training *****`` banner logged
+    before it."""
     if msg is text:
         return text
     start = len(text) - len(msg)
@@ -486,8 +525,19 @@ def _header(msg: str, body: str, offset: int, state: dict[str, Any], out: Emitte
     if body.endswith(":") and _YAML_KEY_RE.fullmatch(body):
         _start_block(state, msg, titled=False, same_indent=False, prefix=normalize_key(body[:-1]))
         return
-    if "=" in body and _all_pairs(body, offset, out):
-        return
+    if "=" in body:
+        if _all_pairs(body, offset, out):
+            return
+        label, colon, rest = body.partition(": ")  # "hyper: lr=0.0003 batch=64"
+        if (
+            colon
+            and _HEADER_KEY_RE.fullmatch(label)
+            and not has_stopword(label.split())
+            and _all_pairs(
+                rest, offset, out, "" if is_config_label(label) else normalize_key(label)
+            )
+        ):
+            return
     kv = split_key_value(body, leader=False)
     if kv is None or not kv[1]:
         return
@@ -503,7 +553,7 @@ def _header(msg: str, body: str, offset: int, state: dict[str, Any], out: Emitte
     out.param(normalize_key(key), clean_value(value), offset)
 
 
-def _all_pairs(body: str, offset: int, out: Emitter) -> bool:
+def _all_pairs(body: str, offset: int, out: Emitter, prefix: str = "") -> bool:
     """``lr=0.003 batch_size=64 optimizer=adam``: every token a setting."""
     items: list[tuple[str, str]] = []
     pos = 0
@@ -517,10 +567,15 @@ def _all_pairs(body: str, offset: int, out: Emitter) -> bool:
             pos += 1
     if len(items) < 2:
         return False
-    if any(step_kind(k) or (is_metric_name(k) and to_number(v) is not None) for k, v in items):
+    # a counter (epoch=1 step=10) or a metric makes it a progress line; "batch" among
+    # settings is a batch size (kv.batch_setting)
+    if any(
+        (step_kind(k) and k.lower() != "batch") or (is_metric_name(k) and to_number(v) is not None)
+        for k, v in items
+    ):
         return False
     for k, v in items:
-        out.param(k, clean_value(v), offset)
+        out.param(_join(prefix, k), clean_value(v), offset)
     return True
 
 

@@ -20,6 +20,8 @@ from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.failures import (
     EXC_RE,
     MAX_ERROR_CHARS,
+    NCCL_FATAL_PATTERN,
+    OOM_PATTERN,
     State,
     decide,
     exception_line,
@@ -27,10 +29,11 @@ from loglake.parse.failures import (
     failure_reason,
 )
 from loglake.parse.hints import HintFilter
-from loglake.parse.kv import find_context, message_pairs, normalize_message
+from loglake.parse.kv import CONTEXT_PATTERN, find_context, message_pairs, normalize_message
+from loglake.parse.prefilter import WS, any_literal, walk
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
-from loglake.parse.vocabulary import is_metric_name, step_kind
+from loglake.parse.vocabulary import is_metric_name, metric_value_pattern, step_kind
 
 TAIL_SCAN_LINES = 400  # lines read backwards from a batch end to classify the log's tail
 RESUMED_LINES = 2  # training lines after a traceback that show it was handled
@@ -44,10 +47,8 @@ _RANK_PREFIX_RE = re.compile(
 
 # -- tracebacks ------------------------------------------------------------------------------
 
-_TB_HEAD = "Traceback (most recent call last)"
-# Python prints these before tracebacks that do not end the process (shutdown noise, a
-# worker thread dying): the job's fate is told elsewhere.
-_IGNORED_HEADS = ("Exception ignored in", "Error in atexit._run_exitfuncs", "Exception in thread T")
+# Python prints _IGNORED_HEADS (below) before tracebacks that do not end the process
+# (shutdown noise, a worker thread dying): the job's fate is told elsewhere.
 _FRAME_START = (" ", "\t", "│", "┃", "╭", "╰", "|", "^", "~")
 _LOG_WORDS = frozenset(
     {"INFO", "WARNING", "WARN", "ERROR", "DEBUG", "CRITICAL", "FATAL", "NOTE", "TRACE", "Epoch"}
@@ -86,6 +87,40 @@ _HINT_WORDS = (
     "oss is|return code"
 )
 _HINTS = HintFilter(tuple(_HINT_WORDS.split("|")))
+
+# Prefilter (loglake.parse.prefilter): outside a traceback, a torchrun report or a pending
+# failure, only lines holding a marker hint, a traceback head, an ignored-traceback head or
+# a Keras ``Epoch k/N`` header can change anything; before any training output, also
+# declared loop lengths (``_TOTAL_RE``); after a last Keras epoch header, lines with ``/``.
+_TB_HEAD = "Traceback (most recent call last)"
+_IGNORED_HEADS = ("Exception ignored in", "Error in atexit._run_exitfuncs", "Exception in thread T")
+# "ory" and "NCCL" stand for the out-of-memory and NCCL-failure wordings; as plain hints
+# they pass every "Memory allocated" and "NCCL backend" chatter line, so here those
+# wordings themselves are the pattern.
+_NARROWED = ("ory", "NCCL")
+_CANDIDATES = "|".join(
+    (
+        any_literal(
+            (
+                *(h for h in _HINT_WORDS.split("|") if h not in _NARROWED),
+                _TB_HEAD,
+                *_IGNORED_HEADS,
+                "Epoch ",
+            )
+        ),
+        f"(?i:{OOM_PATTERN})",
+        NCCL_FATAL_PATTERN,
+    )
+)
+_TOTAL_CANDIDATES = rf"(?i:round|estimators|epochs|steps|iters|iter|iterations)['\"]?{WS}*[:=]"
+_MODES = {
+    "markers": _CANDIDATES,
+    "totals": f"{_CANDIDATES}|{_TOTAL_CANDIDATES}",
+    "keras end": f"{_CANDIDATES}|/|{_TOTAL_CANDIDATES}",
+}
+# What classify() can read as the training loop or its values: a counter, a metric-named
+# number, a dict, a progress bar (``12/100``, ``45%|``).
+_TRAINING = f"{CONTEXT_PATTERN}|{metric_value_pattern()}|\\{{|\\pN/\\pN|%\\|"
 
 # -- the loop and the tail -------------------------------------------------------------------
 
@@ -171,11 +206,48 @@ class StatusParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: State, out: Emitter) -> None:
         texts, offsets = batch.texts, batch.offsets
-        for i, text in enumerate(texts):
+        lists: dict[str, list[int]] = {}
+
+        def lines(mode: str, pending: bool) -> list[int]:
+            key = f"pending {mode}" if pending else mode
+            got = lists.get(key)
+            if got is None:
+                got = lists.get(mode)
+                if got is None:
+                    got = lists[mode] = batch.matching(_MODES[mode])
+                if pending:
+                    # a pending traceback is dropped by training lines: claimed ones, or
+                    # ones classify() reads as the loop (status runs last: claims are in)
+                    claimed = out.claimed
+                    mine = [i for i, off in enumerate(offsets) if off in claimed]
+                    got = sorted({*got, *batch.matching(_TRAINING), *mine})
+                lists[key] = got
+            return got
+
+        def picks() -> list[int] | None:
+            st = state
+            if (
+                st["tb"]
+                or st["ignored"]
+                or st["child"] is not None
+                or st["cancel_wrap"] is not None
+                or st["terminate"] is not None
+            ):
+                return None
+            epoch = st["epoch"]
+            if epoch is not None and epoch[0] == epoch[1] and st["keras_done"] < 0:
+                mode = "keras end"
+            elif not st["data"]:
+                mode = "totals"
+            else:
+                mode = "markers"
+            return lines(mode, st["pending"] is not None)
+
+        for i in walk(len(texts), picks):
             try:
-                self._line(text, offsets[i], state, out)
+                self._line(texts[i], offsets[i], state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
-                out.error(offsets[i], f"status: {type(e).__name__}: {e}", text)
+                out.error(offsets[i], f"status: {type(e).__name__}: {e}", texts[i])
         if texts and out.last_metric_offset >= offsets[0]:
             state["data"] = True
         self._scan_tail(batch, state)
