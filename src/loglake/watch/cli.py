@@ -23,11 +23,28 @@ def register(sub: Any, add_config: Callable[[argparse.ArgumentParser], None]) ->
     s.add_argument(
         "--check",
         action="store_true",
-        help="liveness probe: exit 0 only if the daemon runs and is healthy",
+        help="liveness probe: exit 0 only if the daemon runs, holds its lock, has a fresh "
+        "heartbeat and live workers, and its rows reach the lake; else exit 1 and one line why",
+    )
+    s.add_argument(
+        "--max-flush-age",
+        type=_duration,
+        metavar="DURATION",
+        help="with --check: how long read rows may wait for a lake commit "
+        "(default: the larger of 5m and 20 flush intervals)",
     )
     s.add_argument("--state-dir", help="checkpoint folder (default: <lake>/_loglake)")
     add_config(s)
     s.set_defaults(func=cmd_status)
+
+
+def _duration(text: str) -> float:
+    from loglake.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -48,4 +65,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from loglake.watch.status import status_command
 
-    return status_command(_config(args), as_json=args.json, check=args.check)
+    return status_command(
+        _config(args), as_json=args.json, check=args.check, max_flush_age=args.max_flush_age
+    )

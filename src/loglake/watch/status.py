@@ -1,13 +1,16 @@
 """`loglake status`: what the watch daemon is doing, from the status file it keeps fresh.
 
 The daemon rewrites ``<state_dir>/watch-status.json`` every few seconds (a heartbeat);
-any process can read it without touching the daemon or its lock. ``--check`` turns it into a
-liveness probe: exit 0 only when the daemon's process exists, its heartbeat is recent and none
-of its workers died.
+any process can read it without touching the daemon. ``--check`` turns it into a liveness
+probe (Kubernetes, Nomad, monitoring checks): exit 0 only when the daemon's process exists and
+holds the state dir's lock, its heartbeat is recent, none of its workers died, and rows it
+read are not stuck waiting for a lake commit. A daemon with nothing to commit is healthy
+however old its last flush: quiet clusters are normal.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -23,6 +26,11 @@ STATUS_FILE = "watch-status.json"
 VERSION = 1
 HEARTBEAT = 5.0  # seconds between status writes (and after every flush)
 STALE_AFTER = 30.0  # a heartbeat older than this means the daemon is hung or gone
+# Rows waiting this long for a commit mean the lake refuses them (or the flusher is stuck);
+# at least this many flush intervals, so a slow object store is not mistaken for a dead one.
+FLUSH_STALE_AFTER = 300.0
+FLUSH_STALE_INTERVALS = 20
+LOCK_FILE = "lock"  # StateLock's file in the state dir
 
 
 def write_status(state_dir: Path, doc: dict[str, Any]) -> None:
@@ -51,20 +59,98 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def health(doc: dict[str, Any], now: float | None = None) -> tuple[bool, str]:
-    """Whether the daemon that wrote ``doc`` is alive and well, and why not."""
+def lock_held(state_dir: Path) -> bool | None:
+    """Whether some process holds the state dir's lock (``None``: cannot tell).
+
+    ``/proc/locks`` answers without touching the lock. Elsewhere (or when the filesystem
+    reports another device there, as overlays may) a shared, non-blocking ``flock`` is tried
+    and dropped at once: it fails only while a daemon holds its exclusive lock.
+    """
+    path = Path(state_dir) / LOCK_FILE
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as fh:
+            for line in fh:
+                fields = line.split()
+                if "FLOCK" in fields and ident in fields:
+                    return True
+    except OSError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def flush_limit(doc: dict[str, Any]) -> float:
+    """How long rows may wait for a commit before the daemon counts as stuck."""
+    interval = float((doc.get("settings") or {}).get("flush_interval") or 5.0)
+    return max(FLUSH_STALE_AFTER, FLUSH_STALE_INTERVALS * interval)
+
+
+def _stuck_flush(doc: dict[str, Any], now: float, limit: float) -> str | None:
+    """Why the daemon's rows are not reaching the lake, or ``None`` when they are."""
+    since = float((doc.get("last_flush") or {}).get("at") or doc.get("started_at") or now)
+    failures = [
+        e
+        for e in doc.get("last_errors") or []
+        if e.get("where") == "flush" and float(e.get("at") or 0) >= since
+    ]
+    waiting = int(doc.get("buffered_rows") or 0) > 0 or bool(failures)
+    age = now - since
+    if not waiting or age <= limit:
+        return None
+    cause = f" (last error: {failures[-1].get('message')})" if failures else ""
+    return f"rows waiting and no lake commit for {age:.0f}s{cause}"
+
+
+def health(
+    doc: dict[str, Any],
+    now: float | None = None,
+    *,
+    state_dir: Path | None = None,
+    max_flush_age: float | None = None,
+) -> tuple[bool, str]:
+    """Whether the daemon that wrote ``doc`` is alive and well, and why not.
+
+    With ``state_dir``, the daemon must also hold its lock: a status file left "running" by
+    a killed daemon on another host (or in another PID namespace) is caught this way.
+    """
     now = time.time() if now is None else now
     state = doc.get("state")
     if state != "running":
         return False, f"daemon is {state}"
     if doc.get("host") == socket.gethostname() and not _pid_alive(int(doc.get("pid") or 0)):
         return False, f"daemon process {doc.get('pid')} is gone (killed?)"
+    if state_dir is not None and lock_held(state_dir) is False:
+        return False, f"no process holds the lock of state dir {state_dir} (daemon gone?)"
     age = now - float(doc.get("heartbeat") or 0)
     if age > STALE_AFTER:
         return False, f"no heartbeat for {age:.0f}s (hung?)"
     dead = [n for n, w in (doc.get("workers") or {}).items() if not w.get("alive")]
     if dead:
         return False, f"worker(s) {', '.join(dead)} died"
+    limit = flush_limit(doc) if max_flush_age is None else max_flush_age
+    stuck = _stuck_flush(doc, now, limit)
+    if stuck:
+        return False, stuck
     return True, "ok"
 
 
@@ -137,18 +223,29 @@ def render(doc: dict[str, Any], ok: bool, why: str, now: float | None = None) ->
     return "\n".join(lines)
 
 
-def status_command(config: Config, *, as_json: bool = False, check: bool = False) -> int:
-    """Print the daemon's status; with ``check``, the exit code says whether it is healthy."""
+def status_command(
+    config: Config,
+    *,
+    as_json: bool = False,
+    check: bool = False,
+    max_flush_age: float | None = None,
+) -> int:
+    """Print the daemon's status; with ``check``, the exit code says whether it is healthy.
+
+    ``check`` prints one line (``healthy``, or why not) so a probe's log says what failed.
+    """
     state_dir = config.state_path()
     doc = read_status(state_dir)
     if doc is None:
         msg = f"no watch daemon has run with state dir {state_dir} (start one: loglake watch)"
         if as_json:
             print(json.dumps({"state": "never-run", "healthy": False, "state_dir": str(state_dir)}))
+        elif check:
+            print(f"loglake watch: {msg}")
         else:
             print(f"loglake: {msg}", file=sys.stderr)
         return ExitCode.PARTIAL if check else ExitCode.NO_INPUT
-    ok, why = health(doc)
+    ok, why = health(doc, state_dir=state_dir, max_flush_age=max_flush_age)
     if as_json:
         print(json.dumps({**doc, "healthy": ok, "health": why}, default=str))
     elif check:
