@@ -624,3 +624,65 @@ def test_corpus_point_counts() -> None:
         "sklearn_mlp": 51 + 2,  # + n_iter_ and best_validation_score_ on the summary line
         "xgboost_native": 181,
     }
+
+
+def test_log_prefixes_of_one_shape_keep_their_own_stamps() -> None:
+    """The prefix split is cached per line shape (digits as 0); a line of that shape whose
+    stamp is not a date (month 13) is split afresh, as it was before it was cached."""
+    from loglake.parse.timestamps import split_log_prefix
+
+    a = split_log_prefix("2026-11-27 05:15:19,749 - INFO - trainer - loss 1")
+    b = split_log_prefix("2026-11-28 06:16:20,500 - INFO - trainer - loss 2")
+    bad = split_log_prefix("2026-13-28 06:16:20,500 - INFO - trainer - loss 3")
+    c = split_log_prefix("2026-11-29 07:17:21,250 - INFO - trainer - loss 4")
+    assert a == (1795756519.749, "INFO", "loss 1")
+    assert b == (1795846580.5, "INFO", "loss 2")
+    assert bad == (None, None, "2026-13-28 06:16:20,500 - INFO - trainer - loss 3")
+    assert c == (1795936641.25, "INFO", "loss 4")
+    # a shape first seen with a bad date is split per line
+    assert split_log_prefix("[I 2026-00-01 10:00:00,000] Trial 1")[0] is None
+    assert split_log_prefix("[I 2026-01-01 10:00:00,000] Trial 2") == (
+        1767261600.0, "INFO", "Trial 2"
+    )  # fmt: skip
+    # the stamp after the level (transformers) and lines without a prefix
+    line = "[INFO|trainer.py:731] 2026-01-01 10:00:05,000 >> loss 5"
+    assert split_log_prefix(line) == (1767261605.0, "INFO", "loss 5")
+    assert split_log_prefix("  indented: 1") == (None, None, "  indented: 1")
+    assert split_log_prefix("  indented: 2") == (None, None, "  indented: 2")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{'loss': 2.127, 'grad_norm': 2.135, 'learning_rate': 2.94e-05, 'epoch': 0.03}",
+        "{'loss': '3.762', 'epoch': '0.05'}",
+        "{'a': -0, 'b': -0.0, 'c': 1E5, 'd': 10, 'a': 2}",
+        "{}",
+        "{'a b': 'x y', 'é': 'ü'}",
+        "{'a': 01}",
+        "{'a': True, 'b': None}",
+        "{'a': 1,}",
+        "{'a': nan, 'b': inf}",
+        "{'a': '1\\t2'}",
+        "{'a': \"b\"}",
+        "{'a': np.float32(0.5)}",
+        "{'a': " + "1" * 5000 + "}",
+    ],
+)
+def test_flat_dicts_read_as_python_reads_them(text: str) -> None:
+    """HF's flat dict lines take a JSON fast path; it must agree with ``ast.literal_eval``."""
+    import ast
+
+    from loglake.parse.structured import _parse_mapping
+
+    try:
+        want = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        want = None
+    got = _parse_mapping(text)
+    if "nan" in text or "(" in text:
+        assert got is not None  # the slow path's own rewrites (nan as text, unwrapped scalars)
+        return
+    assert got == want and [type(v) for v in (got or {}).values()] == [
+        type(v) for v in (want or {}).values()
+    ]

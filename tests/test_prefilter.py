@@ -204,3 +204,34 @@ def test_prefix_and_message_are_computed_once_per_line() -> None:
     assert batch.prefix(0) is batch.prefix(0)
     assert batch.message(0) == strip_log_prefix(line)
     assert batch.message(1) == "plain"
+
+
+def test_later_patterns_are_matched_among_the_lines_the_first_kept() -> None:
+    texts = ["Trial 3 finished", "Best trial", "Result for x", "noise 1", "So Far", "xTrial"] * 20
+    batch = LineBatch(texts, list(range(len(texts))))
+    first = ("Trial", "Best", "Result")
+    every = [i for i, t in enumerate(texts) if any(w in t for w in first) and "x" in t]
+    assert batch.matching("Trial|Best|Result", "x") == every
+    assert batch.matching("x") == [i for i, t in enumerate(texts) if "x" in t]
+    assert batch.matching("Trial|Best|Result", "x") == every  # with the mask now known
+    assert batch.matching("Trial", "(unclosed") == list(range(len(texts)))  # RE2 rejects it
+
+
+def test_tuner_parsers_share_one_pass_and_keep_their_own_lines() -> None:
+    from loglake.parse.builtins import optuna
+
+    texts = [
+        "[I 2026-01-01 10:00:00,000] Trial 3 finished with value: 0.5",
+        "Best is trial 3",
+        "Result for train_fn_00001:",
+        "Search: Running Trial #2",
+        "Best Value So Far |Hyperparameter",
+        "Total elapsed time: 00h 01m",
+        "study name: s1",
+        "experiment: foo",
+        "loss=0.5",
+    ] * 10
+    batch = LineBatch(texts, list(range(len(texts))))
+    for hints in (optuna._HINTS, optuna._RAY_HINTS, optuna._KT_HINTS):
+        want = [i for i, t in enumerate(texts) if any(h in t for h in hints)]
+        assert batch.matching(optuna._TUNERS, prefilter.any_literal(hints)) == want

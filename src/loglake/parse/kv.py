@@ -16,7 +16,7 @@ import re
 from typing import NamedTuple
 
 from loglake.parse.prefilter import GAP
-from loglake.parse.values import NUMBER
+from loglake.parse.values import NUMBER, shape_of
 from loglake.parse.vocabulary import STOPWORDS, is_metric_name, step_kind
 
 
@@ -213,7 +213,7 @@ def normalize_message(msg: str) -> str:
 # positions. The reading of that *shape* is cached; a line of a known shape costs one
 # translate, one lookup and its float() calls.
 _ZEROS = str.maketrans("123456789", "000000000")
-_SHAPES: dict[str, list[_Found]] = {}
+_SHAPES: dict[bytes, list[_Found]] = {}
 _SHAPES_SIZE = 4096
 _SHAPE_CHARS = 2000  # longer messages are read directly, not cached
 
@@ -224,12 +224,12 @@ def message_pairs(msg: str) -> list[Pair]:
     test results) is one pair."""
     if len(msg) > _SHAPE_CHARS:
         return [_pair(msg, f) for f in _message_pairs(msg)]
-    shape = msg.translate(_ZEROS)
+    shape = shape_of(msg)
     found = _SHAPES.get(shape)
     if found is None:
         if len(_SHAPES) >= _SHAPES_SIZE:
             _SHAPES.clear()
-        found = _SHAPES[shape] = _message_pairs(shape)
+        found = _SHAPES[shape] = _message_pairs(msg.translate(_ZEROS))
     return [_pair(msg, f) for f in found]
 
 
@@ -282,12 +282,12 @@ def find_context(msg: str, *, leading_counter: bool = True) -> tuple[int | None,
     if len(msg) > _SHAPE_CHARS:
         step_at, epoch_at = _context(msg, leading_counter)
     else:  # read once per shape, as message_pairs does
-        key = (msg.translate(_ZEROS), leading_counter)
+        key = (shape_of(msg), leading_counter)
         spans = _CONTEXTS.get(key)
         if spans is None:
             if len(_CONTEXTS) >= _SHAPES_SIZE:
                 _CONTEXTS.clear()
-            spans = _CONTEXTS[key] = _context(key[0], leading_counter)
+            spans = _CONTEXTS[key] = _context(msg.translate(_ZEROS), leading_counter)
         step_at, epoch_at = spans
     step = int(msg[step_at[0] : step_at[1]]) if step_at else None
     epoch = float(msg[epoch_at[0] : epoch_at[1]]) if epoch_at else None
@@ -296,7 +296,7 @@ def find_context(msg: str, *, leading_counter: bool = True) -> tuple[int | None,
     return step, epoch
 
 
-_CONTEXTS: dict[tuple[str, bool], tuple[_Span | None, _Span | None]] = {}
+_CONTEXTS: dict[tuple[bytes, bool], tuple[_Span | None, _Span | None]] = {}
 
 
 def _context(msg: str, leading_counter: bool) -> tuple[_Span | None, _Span | None]:

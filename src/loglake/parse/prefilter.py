@@ -72,8 +72,23 @@ class Scan:
             mask = self.masks[pattern] = pc.match_substring_regex(self.arr, pattern)
         return mask
 
+    def _narrow(self, pattern: str, among: Any) -> Any:
+        """The indices of ``among`` (an Arrow array) whose lines ``pattern`` matches.
+
+        A later pattern of a ``lines`` call is run on the lines the earlier ones kept, not
+        on the whole batch (an RE2 pass costs per line, and those lines are usually few),
+        unless its mask over the batch is known already.
+        """
+        import pyarrow.compute as pc
+
+        mask = self.masks.get(pattern)
+        if mask is not None:
+            return pc.filter(among, pc.array_take(mask, among))
+        return pc.filter(among, pc.match_substring_regex(pc.array_take(self.arr, among), pattern))
+
     def lines(self, patterns: tuple[str, ...]) -> list[int]:
-        """Indices (ascending) of the lines every one of ``patterns`` matches."""
+        """Indices (ascending) of the lines every one of ``patterns`` matches. Put the
+        pattern other parsers share first: its pass over the batch is made once."""
         got = self.hits.get(patterns)
         if got is not None:
             return got
@@ -84,10 +99,10 @@ class Scan:
             import pyarrow.compute as pc
 
             try:
-                mask = self._mask(patterns[0])
+                got = pc.indices_nonzero(self._mask(patterns[0]))
                 for p in patterns[1:]:
-                    mask = pc.and_(mask, self._mask(p))
-                got = pc.indices_nonzero(mask).to_pylist()
+                    got = self._narrow(p, got)
+                got = got.to_pylist()
             except pa.ArrowException:  # a pattern RE2 rejects: read every line
                 got = list(range(self.n))
         self.hits[patterns] = got

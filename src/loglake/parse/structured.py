@@ -134,6 +134,18 @@ def parse_mapping(text: str) -> dict[str, Any] | None:
     return v
 
 
+# A flat Python dict whose text is also JSON once its quotes are swapped (HF Trainer's
+# ``{'loss': 0.5, 'learning_rate': 2.94e-05, 'epoch': '0.05'}``): plain quoted strings (no
+# quote, backslash, control character or surrogate inside), JSON-form numbers ([0-9] only),
+# single spaces. ``ast.literal_eval`` and ``json.loads`` read such text to the same dict,
+# and json.loads is ~10x faster.
+_FLAT_STR = r"'[^'\"\\\x00-\x1f\ud800-\udfff]*'"
+_FLAT_ITEM = (
+    rf"{_FLAT_STR} ?: ?(?:{_FLAT_STR}|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+)
+_FLAT_DICT_RE = re.compile(rf"\{{ ?(?:{_FLAT_ITEM}(?: ?, ?{_FLAT_ITEM})*)? ?\}}")
+
+
 def _parse_mapping(s: str) -> dict[str, Any] | None:
     if '"' in s and "'" not in s:
         try:
@@ -141,6 +153,11 @@ def _parse_mapping(s: str) -> dict[str, Any] | None:
             return v if isinstance(v, dict) else None
         except ValueError:
             pass
+    if "(" not in s and "nan" not in s and "inf" not in s and _FLAT_DICT_RE.fullmatch(s):
+        try:
+            return json.loads(s.replace("'", '"'))  # type: ignore[no-any-return]
+        except ValueError:  # an int past Python's digit limit: literal_eval refuses it too
+            return None
     if "(" in s:
         s = _SCALAR_WRAP_RE.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), s)
     if "nan" in s or "inf" in s:

@@ -17,6 +17,8 @@ import calendar
 import re
 import time
 
+from loglake.parse.values import shape_of
+
 _LEVEL_LETTERS = {
     "D": "DEBUG",
     "I": "INFO",
@@ -109,8 +111,24 @@ def _epoch_seconds(m: re.Match[str]) -> float | None:
 
 def _match(text: str) -> tuple[float | None, int, str | None]:
     """(epoch seconds, prefix length incl. trailing spaces, level named inside the stamp)."""
-    if not text:
+    m = _stamp(text)
+    return (None, 0, None) if m is None else _read(text, m)
+
+
+def _read(text: str, m: re.Match[str]) -> tuple[float | None, int, str | None]:
+    """``_match``'s answer for the stamp pattern's match ``m`` at the start of ``text``."""
+    ts = _epoch_seconds(m)
+    if ts is None:
         return None, 0, None
+    end = _SPACE_RE.match(text, m.end()).end()  # type: ignore[union-attr]
+    letter = m.group("lv") if "lv" in m.re.groupindex else None
+    return ts, end, _LEVEL_LETTERS.get(letter) if letter else None
+
+
+def _stamp(text: str) -> re.Match[str] | None:
+    """The stamp pattern's match at the start of ``text`` (its date not checked yet)."""
+    if not text:
+        return None
     c = text[0]
     m: re.Match[str] | None = None
     if "0" <= c <= "9":
@@ -128,14 +146,7 @@ def _match(text: str) -> tuple[float | None, int, str | None]:
                     break
     elif c in _LEVEL_LETTERS and len(text) > 1 and text[1].isdigit():
         m = _GLOG_RE.match(text)
-    if m is None:
-        return None, 0, None
-    ts = _epoch_seconds(m)
-    if ts is None:
-        return None, 0, None
-    end = _SPACE_RE.match(text, m.end()).end()  # type: ignore[union-attr]
-    letter = m.group("lv") if "lv" in m.re.groupindex else None
-    return ts, end, _LEVEL_LETTERS.get(letter) if letter else None
+    return m
 
 
 def leading_timestamp(text: str) -> tuple[float | None, int]:
@@ -170,14 +181,72 @@ _LOGGER_PY_RE = re.compile(r"[\w.\-<>]+:")
 _LOGGER_COLON_RE = re.compile(r"[A-Za-z_][\w.\-]*:\s+(?=[^\s\d+\-.{\['\"(]\S*\s+\S)")
 
 
+# Lines of one template (same text, other digits) split the same way: every pattern above
+# sees a digit only as a digit, so only the stamp's date (a valid month, day, second...)
+# depends on which digits. The split of a line *shape* (each ASCII digit read as 0) is
+# cached as (prefix length, level, where the stamp starts, its pattern); a line of a known
+# shape costs a translate, a lookup and the stamp's own match. A shape is cached only from
+# a line whose stamp, if its pattern matched, was a valid date; a line of a cached shape
+# whose date is not valid is split afresh.
+_Split = tuple[int, "str | None", int, "re.Pattern[str] | None"]
+_SPLITS: dict[bytes, _Split | None] = {}
+_NEW = object()
+_SPLITS_SIZE = 4096
+_SPLIT_CHARS = 2000  # longer lines are split directly, not cached
+
+
 def split_log_prefix(text: str) -> tuple[float | None, str | None, str]:
     """(timestamp, level, message) of a log line; the message keeps its indentation when the
     line has no prefix, so indented config blocks stay recognizable."""
+    if len(text) > _SPLIT_CHARS:
+        return _split(text)[0]
+    shape = shape_of(text)
+    known = _SPLITS.get(shape, _NEW)
+    if known is _NEW:
+        got, how = _split(text)
+        if len(_SPLITS) >= _SPLITS_SIZE:
+            _SPLITS.clear()
+        _SPLITS[shape] = how
+        return got
+    if known is None:  # a shape whose stamp was not a date: split each line
+        return _split(text)[0]
+    pos, level, at, rx = known  # type: ignore[misc]
+    ts = None
+    if rx is not None:
+        m = rx.match(text[at:] if at else text)
+        ts = _epoch_seconds(m) if m is not None else None
+        if ts is None:
+            return _split(text)[0]
+    if pos == 0:
+        return None, None, text
+    return ts, level, text[pos:].lstrip()
+
+
+def _split(text: str) -> tuple[tuple[float | None, str | None, str], _Split | None]:
+    """``split_log_prefix`` of ``text``, and how it split (None when a stamp's pattern
+    matched but its date was not valid: that outcome depends on the digits)."""
+    at = 0
+    rx: re.Pattern[str] | None = None
+    valid = True
+
+    def stamp(start: int) -> tuple[float | None, int, str | None]:
+        nonlocal at, rx, valid
+        rest = text[start:] if start else text
+        m = _stamp(rest)
+        if m is None:
+            return None, 0, None
+        got = _read(rest, m)
+        if got[0] is None:
+            valid = False
+        else:
+            at, rx = start, m.re
+        return got
+
     pos = 0
     m = _RANK_RE.match(text)
     if m:
         pos = m.end()
-    ts, n, level = _match(text[pos:] if pos else text)
+    ts, n, level = stamp(pos)
     pos += n
     m = _RANK_RE.match(text, pos)
     if m:
@@ -190,7 +259,7 @@ def split_log_prefix(text: str) -> tuple[float | None, str | None, str]:
         pycolon = m.group("py") is not None
         pos = m.end()
         if ts is None and pos < len(text) and text[pos].isdigit():
-            ts, n, _ = _match(text[pos:])  # the stamp after the level (transformers)
+            ts, n, _ = stamp(pos)  # the stamp after the level (transformers)
             pos += n
             m2 = _ARROW_RE.match(text, pos)
             if m2:
@@ -208,9 +277,10 @@ def split_log_prefix(text: str) -> tuple[float | None, str | None, str]:
         m2 = _LOGGER_COLON_RE.match(text, pos)
         if m2:
             pos = m2.end()
+    how = (pos, level, at, rx) if valid else None
     if pos == 0:
-        return None, None, text
-    return ts, level, text[pos:].lstrip()
+        return (None, None, text), how
+    return (ts, level, text[pos:].lstrip()), how
 
 
 def strip_log_prefix(text: str) -> str:

@@ -11,6 +11,14 @@ NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|inf|Inf|inf
 NUMBER_RE = re.compile(rf"^(?:{NUMBER})$")
 
 _KEY_CLEAN = re.compile(r"[^0-9A-Za-z_./\-]+")
+_ZERO_BYTES = bytes.maketrans(b"123456789", b"000000000")
+
+
+def shape_of(text: str) -> bytes:
+    """``text`` as UTF-8 with every ASCII digit read as ``0``: the key under which caches
+    keep a reading that sees digits only as digits, shared by lines of one template.
+    (``bytes.translate`` costs ~0.1 µs a line, ``str.translate`` with a table ~2.5 µs.)"""
+    return text.encode("utf-8", "surrogatepass").translate(_ZERO_BYTES)
 
 
 def to_number(text: str) -> float | None:

@@ -65,6 +65,7 @@ _QUIET_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 # context.
 # A line another parser claimed gives no metric here, only context: of those, only lines
 # naming a counter (or a dict, or opening a traceback or table) can change anything.
+# (CONTEXT_CANDIDATES is a part of CANDIDATES: matched only among CANDIDATES' lines.)
 CONTEXT_CANDIDATES = "|".join(
     (
         any_literal(("Traceback (most recent call last)", 'File "', "{")),
@@ -97,7 +98,7 @@ class GenericMetricsParser(BaseParser):
         for i in walk(len(texts), picks):
             if offsets[i] in claimed and not (state["tb"] or state["cols"]):
                 if context is None:
-                    context = set(batch.matching(CONTEXT_CANDIDATES))
+                    context = set(batch.matching(CANDIDATES, CONTEXT_CANDIDATES))
                 if i not in context:
                     continue
             try:

@@ -90,7 +90,7 @@ class OptunaParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts = batch.texts
-        candidates = batch.matching(any_literal(_HINTS))
+        candidates = batch.matching(_TUNERS, any_literal(_HINTS))
 
         def picks() -> list[int] | None:
             return candidates if state["best"] is None else None
@@ -306,7 +306,7 @@ class RayTuneParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts = batch.texts
-        candidates = batch.matching(any_literal(_RAY_HINTS))
+        candidates = batch.matching(_TUNERS, any_literal(_RAY_HINTS))
 
         def picks() -> list[int] | None:
             idle = state["table"] is None and state["block"] is None
@@ -511,6 +511,9 @@ class RayTuneParser(BaseParser):
 # -- KerasTuner ----------------------------------------------------------------------------
 
 _KT_HINTS = ("Trial", "So Far", "elapsed")
+# The three tuners' hints as one prefilter: one RE2 pass over a batch serves all three
+# parsers, each then matches its own hints among the few lines it kept.
+_TUNERS = any_literal(_HINTS + _RAY_HINTS + _KT_HINTS)
 _KT_RUNNING_RE = re.compile(r"^Search: Running Trial #(?P<n>\d+)")
 _KT_HEADER_RE = re.compile(r"^Value\s*\|Best Value So Far\s*\|Hyperparameter\s*$")
 _KT_ROW_RE = re.compile(r"^(?P<v>\S.*?)\s*\|(?P<best>[^|]*)\|(?P<k>[\w./-]+)\s*$")
@@ -541,7 +544,7 @@ class KerasTunerParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts = batch.texts
-        candidates = batch.matching(any_literal(_KT_HINTS))
+        candidates = batch.matching(_TUNERS, any_literal(_KT_HINTS))
 
         def picks() -> list[int] | None:
             idle = not state["table"] and state["objective"] is None
