@@ -40,6 +40,32 @@ def parse_duration(value: str | float) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+_SCHEME_TYPO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+)(:/(?!/)|//)")
+
+
+def check_location(value: str) -> str:
+    """A folder or fsspec URL, with its protocol known: ``s3//b/x`` is not a local folder."""
+    v = value.strip()
+    if not v:
+        raise ValueError("is empty; write a folder or a URL such as s3://bucket/prefix")
+    typo = _SCHEME_TYPO.match(v)
+    if not typo and "://" not in v:
+        return v  # a plain folder: no fsspec import on every command's config load
+    import fsspec
+
+    if typo and "://" not in v and typo.group(1).lower() in fsspec.available_protocols():
+        rest = v[typo.end() :].lstrip("/")
+        raise ValueError(f"{v!r} looks like a mistyped URL; write {typo.group(1)}://{rest}")
+    if "://" in v:
+        protocol = v.split("://", 1)[0].lower()
+        if protocol not in fsspec.available_protocols():
+            raise ValueError(
+                f"{v!r}: unknown protocol {protocol}://; use a folder or an fsspec URL "
+                "(s3://, gs://, az://, file://…)"
+            )
+    return v
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -73,8 +99,8 @@ class SourceConfig(_Model):
     @field_validator("chunks")
     @classmethod
     def _check_chunks(cls, v: str) -> str:
-        if v.strip() in ("auto", "none"):
-            return v.strip()
+        if v.strip().lower() in ("auto", "none"):
+            return v.strip().lower()
         import re
 
         try:
@@ -91,7 +117,8 @@ class SourceConfig(_Model):
     @field_validator("poll_interval")
     @classmethod
     def _dur(cls, v: str) -> str:
-        parse_duration(v)
+        if parse_duration(v) <= 0:
+            raise ValueError(f"{v!r}: an object store is listed at most this often; write e.g. 30s")
         return v
 
     @field_validator("template")
@@ -198,6 +225,22 @@ class RetentionConfig(_Model):
             parse_duration(v)
         return v
 
+    @field_validator("archive")
+    @classmethod
+    def _check_archive(cls, v: str | None) -> str | None:
+        return None if v is None else check_location(v)
+
+    @model_validator(mode="after")
+    def _margin_inside_expiry(self) -> RetentionConfig:
+        expire, margin = parse_duration(self.expire_after), parse_duration(self.safety_margin)
+        if expire > 0 and margin >= expire:
+            # The deadline would fall before the last write: every log archived while written.
+            raise ValueError(
+                f"safety_margin ({self.safety_margin}) must be shorter than expire_after "
+                f'({self.expire_after}); e.g. expire_after = "21d", safety_margin = "2d"'
+            )
+        return self
+
 
 class HousekeepingConfig(_Model):
     """Lake upkeep on the daemon's scheduler: compaction, vacuum, optional index retention."""
@@ -284,6 +327,11 @@ class Config(_Model):
     #: e.g. gap = "train_accuracy - val_accuracy"
     derived: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("lake")
+    @classmethod
+    def _check_lake(cls, v: str) -> str:
+        return check_location(v)
+
     @field_validator("derived")
     @classmethod
     def _check_derived(cls, v: dict[str, str]) -> dict[str, str]:
@@ -308,7 +356,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "LOGLAKE_CONFIG":
             continue
-        if name.startswith("LOGLAKE_CRASH") or name.startswith("LOGLAKE_TEST"):
+        if name.startswith(("LOGLAKE_CRASH", "LOGLAKE_TEST")):
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         node = out

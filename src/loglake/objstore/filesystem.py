@@ -90,8 +90,15 @@ def transient(exc: BaseException) -> bool:
     return any(word in text for word in _TRANSIENT_WORDS)
 
 
-def describe(url: str, exc: BaseException, storage_options: dict[str, Any] | None) -> SourceError:
-    """One line naming the URL, what went wrong and what to do."""
+def describe(
+    url: str,
+    exc: BaseException,
+    storage_options: dict[str, Any] | None,
+    *,
+    setting: str = "sources.paths",
+) -> SourceError:
+    """One line naming the URL, what went wrong and what to do (``setting``: where the URL
+    is configured, for the missing-bucket fix)."""
     text = (str(exc).strip().splitlines() or [repr(exc)])[0]
     endpoint = endpoint_of(storage_options) if urlparse(url).scheme in S3_PROTOCOLS else None
     where = f" at {endpoint}" if endpoint else ""
@@ -99,7 +106,7 @@ def describe(url: str, exc: BaseException, storage_options: dict[str, Any] | Non
     if "nosuchbucket" in low or ("bucket" in low and "not exist" in low):
         return SourceError(
             f"{url}: the bucket does not exist{where}",
-            fix="create it or fix the bucket name in sources.paths",
+            fix=f"create it or fix the bucket name in {setting}",
         )
     if isinstance(exc, PermissionError) or "accessdenied" in low or "credential" in low:
         return SourceError(
@@ -139,8 +146,7 @@ def call(
                 raise describe(url, exc, storage_options) from exc
             if attempt == 1 or attempt % 5 == 0:
                 log.warning(
-                    "%s: %s; retrying (attempt %d)",
-                    url,
+                    "%s; retrying (attempt %d)",
                     describe(url, exc, storage_options).message,
                     attempt,
                 )

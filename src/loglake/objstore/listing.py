@@ -19,6 +19,7 @@ import fsspec
 
 from loglake.errors import SourceError
 from loglake.objstore.filesystem import call
+from loglake.objstore.options import S3_PROTOCOLS, endpoint_of
 
 _GLOB = set("*?[")
 
@@ -47,17 +48,20 @@ def static_root(url: str) -> str:
     return f"{protocol}://{path}"
 
 
-def _mtime(detail: dict[str, Any]) -> float:
-    value = detail.get("LastModified") or detail.get("mtime") or detail.get("created")
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return 0.0
+def object_mtime(info: dict[str, Any]) -> float:
+    """An object's modification time from an fsspec ``info``/``ls`` entry, whatever the
+    backend calls it (s3fs ``LastModified``, local ``mtime``, gcsfs ``updated``); 0 if none."""
+    for name in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(name)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value).timestamp()
+            except ValueError:
+                continue
     return 0.0
 
 
@@ -100,8 +104,11 @@ def list_objects(
     try:
         found = call(find, url, storage_options, stop=stop, **extra)
     except FileNotFoundError as exc:
+        endpoint = endpoint_of(storage_options) if protocol in S3_PROTOCOLS else None
+        where = f" at {endpoint}" if endpoint else ""
         raise SourceError(
-            f"{url}: the bucket does not exist", fix="create it or fix sources.paths"
+            f"{url}: the bucket does not exist{where}",
+            fix="create it or fix the bucket name in sources.paths",
         ) from exc
     out: list[ObjectInfo] = []
     skip_paths = tuple(split_url(s)[1] + "/" for s in skip)
@@ -122,7 +129,7 @@ def list_objects(
                 f"{protocol}://{path}",
                 int(detail.get("size") or 0),
                 etag.strip('"'),
-                _mtime(detail),
+                object_mtime(detail),
             )
         )
     out.sort(key=lambda o: o.url)

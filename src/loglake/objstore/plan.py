@@ -7,6 +7,7 @@ The difference is only where the bytes come from: each task reads a staged local
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from loglake.objstore.sources import RemoteTarget, list_streams, no_match, remot
 from loglake.objstore.staging import RemoteIdentity, Stager
 from loglake.parse.registry import route_file
 from loglake.runs.identity import RunIdentity, resolve
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,6 +36,25 @@ class RemoteLog:
 
 def unchanged(cp: dict[str, Any] | None, size: int, idle: bool) -> bool:
     return bool(cp) and cp.get("size") == size and bool(cp.get("idle_final") or not idle)  # type: ignore[union-attr]
+
+
+def shrunk(cp: dict[str, Any] | None, ident: RemoteIdentity, url: str) -> str | None:
+    """Why a log must not be read now: its object is shorter than what was already read.
+
+    An object is never truncated in place, only replaced; one that comes back shorter with
+    the same first bytes is almost always an older copy uploaded again (a sync race, a
+    restored version). Reading it from the start would put its rows in the lake twice, so it
+    is left alone, and reading goes on from the saved offset once the object is longer again.
+    """
+    if not cp or ident.compressed:
+        return None  # a compressed object's offsets are in its text, not its bytes
+    offset = int(cp.get("offset") or 0)
+    if ident.size >= offset:
+        return None
+    return (
+        f"{url}: the object shrank to {ident.size} bytes, below the {offset} already read; "
+        "it is not read again (no row is doubled) — if it is a new log, give it a new key"
+    )
 
 
 def resolve_log(
@@ -122,6 +144,11 @@ def plan_remote(
                 cp = checkpoints.get(ident.fp)
                 idle = finished or ident.compressed or now - stream.mtime >= timeout
                 if unchanged(cp, ident.size, idle):
+                    unchanged_n += 1
+                    continue
+                why = shrunk(cp, ident, stream.path)
+                if why:
+                    logger.warning("%s", why)
                     unchanged_n += 1
                     continue
                 tasks.append(

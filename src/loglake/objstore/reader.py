@@ -71,6 +71,16 @@ class Fetcher:
         return done
 
 
+def _whole_lines(pieces: list[bytes]) -> bytes:
+    """Text cut at the damage, less its last partial line: a line cut mid-number would give
+    a wrong value, and run into the next chunk's first line."""
+    text = b"".join(pieces)
+    return text[: text.rfind(b"\n") + 1]
+
+
+INFLATE_STEP = 1 << 12  # compressed bytes per inflate call: damage costs no more
+
+
 def decompress(data: bytes, name: str) -> tuple[bytes, str | None]:
     """A chunk's text: gzip (all members) or zstd by magic, else as is; plus a problem."""
     if data.startswith(GZIP_MAGIC):
@@ -78,13 +88,19 @@ def decompress(data: bytes, name: str) -> tuple[bytes, str | None]:
         rest = data
         while rest:
             d = zlib.decompressobj(31)
+            # Inflated in steps: a member damaged in its middle keeps the text before it
+            # (one call over the whole member would raise with nothing kept).
+            pos = 0
             try:
-                out.append(d.decompress(rest))
+                while not d.eof and pos < len(rest):
+                    out.append(d.decompress(rest[pos : pos + INFLATE_STEP]))
+                    pos += INFLATE_STEP
             except zlib.error as exc:
-                return b"".join(out), f"{CORRUPT_STREAM}: gzip: {exc}"
+                return _whole_lines(out), f"{CORRUPT_STREAM}: gzip: {exc}"
             if not d.eof:
-                return b"".join(out), f"{TRUNCATED_STREAM}: gzip stream ends before its end marker"
-            rest = d.unused_data.lstrip(b"\x00")
+                problem = f"{TRUNCATED_STREAM}: gzip stream ends before its end marker"
+                return _whole_lines(out), problem
+            rest = (d.unused_data + rest[pos:]).lstrip(b"\x00")
         return b"".join(out), None
     if data.startswith(ZSTD_MAGIC):
         try:

@@ -28,6 +28,7 @@ import re
 import signal
 import time
 import uuid
+import zlib
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
@@ -35,8 +36,10 @@ import fsspec
 import pyarrow as pa
 
 from loglake.errors import LoglakeError
+from loglake.objstore.filesystem import open_fs, transient
+from loglake.objstore.options import endpoint_of
 from loglake.redact import StreamRedactor
-from loglake.retain.sources import SourceAccess, decompressed
+from loglake.retain.sources import SourceAccess, SourceReadError, decompressed
 
 CHUNK = 1 << 20
 MANIFEST_VERSION = 1
@@ -50,6 +53,12 @@ _hits: dict[str, int] = {}
 
 class ArchiveError(LoglakeError):
     """An archive object could not be written or did not read back identical."""
+
+
+class ArchiveUnavailable(ArchiveError):
+    """The archive location itself cannot be used now (unreachable, no such bucket, denied,
+    not writable): every other log of the run would fail the same way, so the run stops
+    archiving and says so once."""
 
 
 def crash_point(name: str) -> None:
@@ -146,7 +155,15 @@ class ArchiveStore:
         redact: bool = True,
     ) -> None:
         self.base = base.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.base, **(storage_options or {}))
+        self.storage_options = storage_options or {}
+        protocol = self.base.split("://", 1)[0] if "://" in self.base else "file"
+        if protocol == "file":
+            self.fs, self.root = fsspec.core.url_to_fs(self.base, **self.storage_options)
+        else:
+            # One quick attempt per call inside botocore: an unreachable archive fails the
+            # run in seconds (the next run tries again), not after minutes of retries.
+            self.fs = open_fs(self.base, self.storage_options)
+            self.root = self.fs._strip_protocol(self.base)
         self.local = "file" in _protocols(self.fs)
         self.codec = codec_for(compression)
         self.redact = redact
@@ -168,8 +185,14 @@ class ArchiveStore:
             with self.fs.open(self._path(uri) + ".json", "rb") as fh:
                 doc = json.loads(fh.read())
             size = self.fs.size(self._path(uri))
-        except (OSError, ValueError):
+        except (FileNotFoundError, ValueError):
             return None
+        except OSError as exc:
+            if self.local:
+                return None  # written again; a write that fails says why
+            raise self.unavailable(exc) from exc
+        except Exception as exc:  # botocore/aiohttp errors from an object store
+            raise self.unavailable(exc) from exc
         if doc.get("version_of_manifest") != MANIFEST_VERSION:
             return None
         doc.pop("version_of_manifest")
@@ -198,7 +221,8 @@ class ArchiveStore:
         content = hashlib.sha256()
         redactor = StreamRedactor() if self.redact else None
         try:
-            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            if self.local:  # object stores have no folders (and s3fs would create a bucket)
+                self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
             with self.fs.open(temp, "wb") as fh:
                 sink = _Hashing(fh)
                 with _compressor(sink, self.codec) as out:
@@ -215,16 +239,15 @@ class ArchiveStore:
                     os.fsync(fh.fileno())
             if self.local:
                 os.replace(temp, target)
+        except SourceReadError:
+            self._remove(temp)
+            raise
         except LoglakeError:
             self._remove(temp)
             raise
-        except OSError as exc:
+        except Exception as exc:  # OSError locally; botocore/aiohttp errors on a store
             self._remove(temp)
-            raise ArchiveError(
-                f"cannot archive {path} to {uri}: {exc.strerror or exc}",
-                fix="check that the archive location is writable and reachable; the log is "
-                "archived on the next retention run",
-            ) from exc
+            raise self.unavailable(exc) from exc
         self.writes += 1
         crash_point("retain:after_write")
         done = Archived(
@@ -245,14 +268,49 @@ class ArchiveStore:
         try:
             with self.fs.open(target + ".json", "wb") as fh:
                 fh.write(manifest)
-        except OSError as exc:
-            raise ArchiveError(
-                f"cannot write the manifest of {uri}: {exc.strerror or exc}",
-                fix="check that the archive location is writable; the log is archived again "
-                "on the next retention run",
-            ) from exc
+        except Exception as exc:  # OSError locally; botocore/aiohttp errors on a store
+            raise self.unavailable(exc) from exc
         crash_point("retain:after_manifest")
         return done
+
+    def unavailable(self, exc: BaseException) -> ArchiveUnavailable:
+        """One line naming the archive location, what is wrong with it and the fix."""
+        text = (str(getattr(exc, "strerror", None) or exc).strip().splitlines() or [""])[0]
+        text = text or type(exc).__name__
+        low = f"{type(exc).__name__} {exc}".lower()
+        endpoint = None if self.local else endpoint_of(self._delta_style_options())
+        where = f" at {endpoint}" if endpoint else ""
+        later = "nothing was lost: the logs are archived on the next retention run"
+        if not self.local and (
+            isinstance(exc, FileNotFoundError)
+            or "nosuchbucket" in low
+            or "bucket does not exist" in low
+        ):
+            bucket = self.base.split("://", 1)[-1].split("/", 1)[0]
+            return ArchiveUnavailable(
+                f"archive {self.base}: the bucket {bucket!r} does not exist{where} ({text})",
+                fix=f"create it, or fix [retention] archive in the config; {later}",
+            )
+        if isinstance(exc, PermissionError) or "accessdenied" in low or "forbidden" in low:
+            return ArchiveUnavailable(
+                f"archive {self.base}: access denied{where} ({text})",
+                fix="grant write access or fix [retention] storage_options (credentials); " + later,
+            )
+        if not self.local and transient(exc):
+            return ArchiveUnavailable(
+                f"archive {self.base}: cannot reach the object store{where} ({text})",
+                fix="check the endpoint ([retention] storage_options AWS_ENDPOINT_URL, else the "
+                f"lake's) and the network; {later}",
+            )
+        return ArchiveUnavailable(
+            f"archive {self.base}: cannot write there ({text})",
+            fix=f"make it writable or point [retention] archive at a writable location; {later}",
+        )
+
+    def _delta_style_options(self) -> dict[str, Any]:
+        client = self.storage_options.get("client_kwargs") or {}
+        url = client.get("endpoint_url") if isinstance(client, dict) else None
+        return {"AWS_ENDPOINT_URL": url} if url else dict(self.storage_options)
 
     def verify(self, archived: Archived) -> None:
         """Read the object back; both hashes must match what was written, else it is removed."""
@@ -265,12 +323,16 @@ class ArchiveStore:
                 for chunk in decompressed(reader, archived.compression):
                     content.update(chunk)
                 reader.drain()
-        except (OSError, ValueError, EOFError, pa.ArrowInvalid) as exc:
+        except (OSError, ValueError, EOFError, pa.ArrowInvalid, zlib.error) as exc:
+            if not self.local and transient(exc):
+                raise self.unavailable(exc) from exc
             self._remove(target)
             raise ArchiveError(
                 f"archive {archived.uri} cannot be read back: {exc}",
                 fix="check the archive storage; the log is archived again on the next run",
             ) from exc
+        except Exception as exc:  # botocore/aiohttp errors on a store: the object may be fine
+            raise self.unavailable(exc) from exc
         if raw.hexdigest() != archived.sha256 or content.hexdigest() != archived.content_sha256:
             self._remove(target)
             raise ArchiveError(

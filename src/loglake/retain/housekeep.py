@@ -30,6 +30,7 @@ from loglake.errors import LakeError
 from loglake.lake.schema import SCHEMAS
 from loglake.lake.tables import open_table, optimize, vacuum
 from loglake.retain.lock import exclusive
+from loglake.retain.reach import LakeUnreachable, check_lake
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,20 @@ class HousekeepReport:
     def summary(self) -> str:
         added = sum(int(m.get("numFilesAdded", 0)) for m in self.optimized.values())
         removed = sum(int(m.get("numFilesRemoved", 0)) for m in self.optimized.values())
-        would = "would " if self.dry_run else ""
-        return (
-            f"housekeeping: compacted {removed} file(s) into {added} · {would}vacuum "
-            f"{sum(self.vacuumed.values())} file(s) · {self.old_runs} run(s) past index "
-            f"retention, {sum(self.dropped.values())} row(s) {would}dropped · "
-            f"{len(self.failures)} failure(s)"
-        )
+        vacuumed, dropped = sum(self.vacuumed.values()), sum(self.dropped.values())
+        if self.dry_run:
+            parts = [
+                "compaction not run (dry run)",
+                f"would vacuum {vacuumed} file(s)",
+                f"{self.old_runs} run(s) past index retention, {dropped} row(s) would be dropped",
+            ]
+        else:
+            parts = [
+                f"compacted {removed} file(s) into {added}",
+                f"vacuumed {vacuumed} file(s)",
+                f"{self.old_runs} run(s) past index retention, {dropped} row(s) dropped",
+            ]
+        return f"housekeeping: {' · '.join(parts)} · {len(self.failures)} failure(s)"
 
 
 def _options(config: Config) -> dict[str, str] | None:
@@ -158,6 +166,12 @@ def run_housekeeping(
     report = HousekeepReport(dry_run=dry_run)
     lock = exclusive(config.state_path() / LOCK_DIR, "housekeeping")
     try:
+        try:
+            check_lake(config)
+        except LakeUnreachable as exc:
+            # Every table would fail the same way, each after its own retries.
+            report.failures.append(exc.one_line())
+            return report
         if do_index_retention:
             drop_old_runs(config, report, now=clock(), dry_run=dry_run)
         if do_optimize and not dry_run:
@@ -166,6 +180,6 @@ def run_housekeeping(
             vacuum_lake(config, report, dry_run=dry_run)
     finally:
         lock.release()
-    for line in report.failures:
-        log.warning("%s", line)
+        for line in report.failures:
+            log.warning("%s", line)
     return report

@@ -31,9 +31,10 @@ from loglake.lake.schema import SCHEMAS
 from loglake.lake.tables import is_remote, normalize_lake
 from loglake.lake.writer import LakeWriter
 from loglake.query.remote import fsspec_options
-from loglake.retain.archive import Archived, ArchiveError, ArchiveStore
+from loglake.retain.archive import Archived, ArchiveError, ArchiveStore, ArchiveUnavailable
 from loglake.retain.lakestate import lake_state
 from loglake.retain.lock import Busy, exclusive
+from loglake.retain.reach import check_lake
 from loglake.retain.sources import SourceAccess
 from loglake.retain.worklist import (
     ARCHIVE,
@@ -215,6 +216,7 @@ def run_retention(
     report = RetentionReport(dry_run=dry_run)
     rdir = config.state_path() / STORE_DIR
     access = SourceAccess(config)
+    check_lake(config)  # one line and seconds when its store is down, not a retry storm
     if dry_run:
         report.decisions = plan(config, CheckpointStore(rdir), access, now=clock())
         report.lost = [d for d in report.decisions if d.action == LOST]
@@ -253,6 +255,7 @@ def _execute(
 ) -> None:
     batch = _Batch(writer, config.retention.commit_every)
     access = SourceAccess(config)
+    archive_down = False
     for d in decisions:
         if stop is not None and stop.is_set():
             break
@@ -260,8 +263,15 @@ def _execute(
         if d.action == LOST:
             _lost(report, batch, d, clock())
         elif d.action == ARCHIVE:
+            if archive_down:
+                continue  # "not reached": the next run archives it
             try:
                 done = _archive_one(report, archive, access, d, clock())
+            except ArchiveUnavailable as exc:
+                # Every other log would fail the same way: say it once, stop archiving.
+                report.failures.append(exc.one_line())
+                archive_down = True
+                continue
             except LoglakeError as exc:
                 report.failures.append(f"{src.path}: {exc.one_line()}")
                 continue
@@ -301,7 +311,7 @@ def _archive_one(
         report.reused += 1
         return found
     try:
-        return archive.write(
+        done = archive.write(
             access, seen.path, uri, source_fp=src.key, version=version, nbytes=seen.size, now=now
         )
     except ArchiveError:
@@ -311,6 +321,11 @@ def _archive_one(
             f"cannot read {seen.path}: {exc.strerror or exc}",
             fix="make it readable by this user; it is archived on the next retention run",
         ) from exc
+    problem = access.problems.pop(seen.path, None)
+    if problem:
+        log.warning("%s", problem)
+        d.reason = f"{d.reason}; {problem}"
+    return done
 
 
 def _lost(report: RetentionReport, batch: _Batch, d: Decision, now: float) -> None:

@@ -17,19 +17,20 @@ import gzip
 import json
 import os
 import posixpath
+import re
+import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Any
 from urllib.parse import urlparse
 
-import fsspec
 import pyarrow as pa
 
 from loglake.config import Config
 from loglake.errors import LoglakeError
-from loglake.query.remote import fsspec_options
+from loglake.objstore.filesystem import describe, open_fs
+from loglake.objstore.listing import object_mtime
 from loglake.tail.fingerprint import fingerprint
 from loglake.watch.identity import is_sibling
 from loglake.watch.roots import SourceRoots
@@ -40,7 +41,13 @@ class SourceUnavailable(Exception):
     its files must not look deleted."""
 
 
+class SourceReadError(LoglakeError):
+    """A source that was there could not be read to its end (an outage, a permission)."""
+
+
 CHUNK = 1 << 20
+_ZSTD_DAMAGE = re.compile(r"(?i)zstd|compressed stream|corrupt")
+GZIP_STEP = 1 << 12  # compressed bytes inflated at a time: damage costs no more text
 MAGIC_GZIP = b"\x1f\x8b"
 MAGIC_ZSTD = b"\x28\xb5\x2f\xfd"
 OBJSTORE_STATE = "objstore.json"  # objstore.state.FILE: chunk maps of remote streams
@@ -72,7 +79,13 @@ class SourceAccess:
         self.config = config
         self.roots = SourceRoots(config)
         self._fs: dict[str, Any] = {}
+        # Stores that failed in this run: every other object there is unavailable at once,
+        # instead of one timeout per object.
+        self._down: dict[str, BaseException] = {}
         self._streams: dict[str, list[dict[str, Any]]] | None = None
+        #: what could not be decompressed, per source path (the text before it is archived)
+        self.problems: dict[str, str] = {}
+        self._current = ""
 
     def _chunks(self, url: str) -> list[dict[str, Any]] | None:
         """The chunk map of a chunked stream, None for anything else."""
@@ -88,18 +101,31 @@ class SourceAccess:
                     self._streams[key] = entry["chunks"]
         return self._streams.get(url)
 
-    def _filesystem(self, url: str) -> tuple[Any, str]:
-        protocol = urlparse(url).scheme
+    def _options(self, url: str) -> dict[str, Any]:
         options: dict[str, Any] = dict(self.config.storage_options or {})
         for src in self.config.sources:
             if any(url.startswith(p.split("*", 1)[0]) for p in src.paths):
                 options = {**options, **(src.storage_options or {})}
                 break
-        key = f"{protocol}:{sorted(options.items())!r}"
+        return options
+
+    def _fs_key(self, url: str) -> str:
+        return f"{urlparse(url).scheme}:{sorted(self._options(url).items())!r}"
+
+    def _filesystem(self, url: str) -> tuple[Any, str]:
+        key = self._fs_key(url)
+        if key in self._down:
+            raise self._unavailable(url, self._down[key])
         if key not in self._fs:
-            self._fs[key] = fsspec.filesystem(protocol, **fsspec_options(protocol, options))
+            # One quick attempt per call (open_fs): an outage costs one timeout per store
+            # and run, not one per object.
+            self._fs[key] = open_fs(url, self._options(url))
         fs = self._fs[key]
         return fs, fs._strip_protocol(url)
+
+    def _unavailable(self, url: str, exc: BaseException) -> SourceUnavailable:
+        self._down[self._fs_key(url)] = exc
+        return SourceUnavailable(describe(url, exc, self._options(url)).one_line())
 
     def stat(self, path: str) -> Seen | None:
         if not _is_url(path):
@@ -114,9 +140,9 @@ class SourceAccess:
             if not chunks or any(m is None for m in mtimes):
                 return None
             size = sum(int(c["length"]) for c in chunks)
-            return Seen(path, size, max(_mtime(m) for m in mtimes if m is not None))
+            return Seen(path, size, max(object_mtime(m) for m in mtimes if m is not None))
         info = self._info(path)
-        return None if info is None else Seen(path, int(info.get("size") or 0), _mtime(info))
+        return None if info is None else Seen(path, int(info.get("size") or 0), object_mtime(info))
 
     def _info(self, url: str) -> dict[str, Any] | None:
         fs, key = self._filesystem(url)
@@ -125,8 +151,8 @@ class SourceAccess:
             info: dict[str, Any] = fs.info(key)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            raise SourceUnavailable(f"{url}: {exc}") from exc
+        except Exception as exc:  # an outage, denied access: never "deleted"
+            raise self._unavailable(url, exc) from exc
         return info
 
     def same_file(self, path: str, fp: str, fp_len: int) -> bool:
@@ -141,8 +167,10 @@ class SourceAccess:
         try:
             with self.open(path) as fh:
                 return fingerprint(fh, fp_len) == fp
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return False
+        except Exception as exc:  # a blip between stat and read must not look like a new file
+            raise self._unavailable(path, exc) from exc
 
     def find(self, path: str, fp: str, fp_len: int) -> Seen | None:
         """The source at ``path``, or renamed next to it (``train.log.1``); None if gone.
@@ -170,7 +198,25 @@ class SourceAccess:
         return None
 
     def text(self, path: str, nbytes: int) -> Iterator[bytes]:
-        """The log's first ``nbytes`` (a ``.gz``/``.zst`` log: all its text, decompressed)."""
+        """The log's first ``nbytes`` (a ``.gz``/``.zst`` log: all its text, decompressed).
+
+        A corrupt or truncated compressed log gives the text before the damage (noted in
+        ``problems``); a source that cannot be read raises ``SourceReadError``.
+        """
+        self._current = path
+        try:
+            yield from self._text(path, nbytes)
+        except LoglakeError:
+            raise
+        except Exception as exc:  # OSError; botocore/aiohttp errors from a store
+            detail = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0:1]
+            raise SourceReadError(
+                f"cannot read {path}: {detail if isinstance(detail, str) else ''.join(detail)}",
+                fix="check that it is readable (permissions, the store's endpoint and "
+                "credentials); it is archived on the next retention run",
+            ) from exc
+
+    def _text(self, path: str, nbytes: int) -> Iterator[bytes]:
         chunks = self._chunks(path)
         if chunks is not None:
             yield from self._stream_text(chunks, nbytes)
@@ -180,7 +226,8 @@ class SourceAccess:
             fh.seek(0)
             if head.startswith((MAGIC_GZIP, MAGIC_ZSTD)):
                 # A compressed log is written once: archive all of it, as text.
-                yield from decompressed(fh, "gzip" if head.startswith(MAGIC_GZIP) else "zstd")
+                codec = "gzip" if head.startswith(MAGIC_GZIP) else "zstd"
+                yield from self._tolerant(path, fh, codec)
                 return
             left = nbytes
             while left > 0:
@@ -203,12 +250,31 @@ class SourceAccess:
                 head = fh.read(4)
                 fh.seek(0)
                 codec = _codec(head)
-                pieces = decompressed(fh, codec) if codec else iter(lambda: fh.read(CHUNK), b"")
+                pieces = (
+                    self._tolerant(c["url"], fh, codec)
+                    if codec
+                    else iter(lambda: fh.read(CHUNK), b"")
+                )
                 for piece in pieces:
                     yield piece[:left]
                     left -= len(piece)
                     if left <= 0:
                         return
+
+    def _tolerant(self, name: str, fh: IO[bytes], codec: str) -> Iterator[bytes]:
+        """Decompressed text up to any damage: the indexer kept that much of it too."""
+        got = 0
+        try:
+            for piece in decompressed(fh, codec):
+                got += len(piece)
+                yield piece
+        except (EOFError, zlib.error, gzip.BadGzipFile, pa.ArrowInvalid, OSError) as exc:
+            if type(exc) is OSError and not _ZSTD_DAMAGE.search(str(exc)):
+                raise  # a read that failed, not damaged data
+            self.problems[self._current] = (
+                f"{name}: {codec} data corrupt or truncated after {got} byte(s) of text ({exc}); "
+                "the text before it was archived"
+            )
 
     def open(self, path: str) -> AbstractContextManager[IO[bytes]]:
         if not _is_url(path):
@@ -216,20 +282,6 @@ class SourceAccess:
         fs, key = self._filesystem(path)
         return fs.open(key, "rb")
 
-
-def _mtime(info: dict[str, Any]) -> float:
-    for name in ("mtime", "LastModified", "last_modified", "updated", "created"):
-        value = info.get(name)
-        if isinstance(value, datetime):
-            return value.timestamp()
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value).timestamp()
-            except ValueError:
-                continue
-    return 0.0
 
 
 def display_name(path: str) -> str:
@@ -245,14 +297,42 @@ def _codec(head: bytes) -> str | None:
 
 
 def decompressed(fh: IO[bytes], codec: str) -> Iterator[bytes]:
-    """The text of a gzip (every member) or zstd stream, in pieces."""
+    """The text of a gzip (every member) or zstd stream, in pieces.
+
+    gzip is inflated in small steps, so a stream damaged in its middle has yielded the text
+    before the damage when the error is raised.
+    """
     if codec == "gzip":
-        stream: Any = gzip.GzipFile(fileobj=fh, mode="rb")
-    else:
-        stream = pa.CompressedInputStream(pa.PythonFile(fh, mode="r"), "zstd")
+        yield from _gunzip(fh)
+        return
+    stream = pa.CompressedInputStream(pa.PythonFile(fh, mode="r"), "zstd")
     with stream:
         while True:
             piece = stream.read(CHUNK)
             if not piece:
                 return
             yield bytes(piece)
+
+
+def _gunzip(fh: IO[bytes]) -> Iterator[bytes]:
+    inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    in_member = False
+    while block := fh.read(GZIP_STEP):
+        data = block
+        while data:
+            if not in_member:
+                data = data.lstrip(b"\0")  # padding between or after members
+                if not data:
+                    break
+                in_member = True
+            out = inflate.decompress(data)
+            if out:
+                yield out
+            if inflate.eof:
+                data = inflate.unused_data
+                inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                in_member = False
+            else:
+                data = b""
+    if in_member:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")

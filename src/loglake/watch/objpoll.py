@@ -25,7 +25,7 @@ from loglake.errors import LoglakeError, SourceError
 from loglake.index.job import index_file
 from loglake.objstore import is_object_url
 from loglake.objstore.chunks import Stream
-from loglake.objstore.plan import RemoteLog, make_task, resolve_log, unchanged
+from loglake.objstore.plan import RemoteLog, make_task, resolve_log, shrunk, unchanged
 from loglake.objstore.sources import RemoteTarget, list_streams, remote_targets
 from loglake.objstore.staging import Stager
 from loglake.watch.liveness import FINAL, LIVE, adjust_status
@@ -67,6 +67,7 @@ class ObjectPoller:
         self.due: dict[str, float] = {}
         self.failures: dict[str, int] = {}
         self.polls = 0
+        self.shrunk: set[tuple[str, int]] = set()
 
     @property
     def active(self) -> bool:
@@ -137,6 +138,12 @@ class ObjectPoller:
         idle = ident.compressed or now - stream.mtime >= settings.idle_timeout
         cp = self.entries.get(ident.fp)
         if unchanged(cp, ident.size, idle):
+            return 0
+        why = shrunk(cp, ident, stream.path)
+        if why:
+            if (ident.fp, ident.size) not in self.shrunk:  # once per shrunk version
+                self.shrunk.add((ident.fp, ident.size))
+                self.engine.note(why)
             return 0
         return self._index(found, cp, idle)
 
