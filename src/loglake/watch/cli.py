@@ -33,6 +33,14 @@ def register(sub: Any, add_config: Callable[[argparse.ArgumentParser], None]) ->
         help="with --check: how long read rows may wait for a lake commit "
         "(default: the larger of 5m and 20 flush intervals)",
     )
+    s.add_argument(
+        "--expiring",
+        metavar="WITHIN",
+        default="3d",
+        type=_within,
+        help="list logs not fully archived that the cluster deletes within this long, most "
+        "urgent first (default: 3d; 0: skip; skipped anyway when retention is off)",
+    )
     s.add_argument("--state-dir", help="checkpoint folder (default: <lake>/_loglake)")
     add_config(s)
     s.set_defaults(func=cmd_status)
@@ -45,6 +53,11 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _within(text: str) -> str:
+    _duration(text)
+    return text
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -66,5 +79,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from loglake.watch.status import status_command
 
     return status_command(
-        _config(args), as_json=args.json, check=args.check, max_flush_age=args.max_flush_age
+        _config(args),
+        as_json=args.json,
+        check=args.check,
+        max_flush_age=args.max_flush_age,
+        expiring=args.expiring,
     )

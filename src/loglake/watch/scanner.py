@@ -28,7 +28,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from loglake.config import Config
-from loglake.watch.roots import static_root
+from loglake.watch.roots import SourceRoots
 from loglake.watch.stats import Stats
 
 # Opens and reads (ours included) are not changes: subscribing to them would make every
@@ -76,12 +76,19 @@ class Hints:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, hints: Hints) -> None:
+    def __init__(self, hints: Hints, roots: SourceRoots) -> None:
         self.hints = hints
+        self.roots = roots
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
-            if event.event_type in ("created", "moved", "deleted"):
+            # A glob source watches its static root, where other daemons' folders come and
+            # go too: only a folder on the way to (or inside) a match is worth a rescan.
+            if event.event_type in ("created", "moved", "deleted") and any(
+                self.roots.wanted(os.fsdecode(p), is_dir=True)
+                for p in (event.src_path, getattr(event, "dest_path", ""))
+                if p
+            ):
                 self.hints.request_rescan()
             return
         self.hints.add(os.fsdecode(event.src_path))
@@ -96,7 +103,8 @@ class Observers:
     def __init__(self, config: Config, hints: Hints, stats: Stats, poll_interval: float) -> None:
         self.config = config
         self.stats = stats
-        self.handler = _Handler(hints)
+        self.roots = SourceRoots(config)
+        self.handler = _Handler(hints, self.roots)
         self.native: BaseObserver | None = None
         self.polling: BaseObserver | None = None
         self.poll_interval = poll_interval
@@ -107,15 +115,15 @@ class Observers:
         self.ensure()
 
     def ensure(self) -> None:
-        """Watch source folders that exist now (a folder may appear after the start)."""
-        for src in self.config.sources:
-            for p in src.paths:
-                if "://" in p and not p.startswith("file://"):
-                    continue
-                path = static_root(os.path.expanduser(p.removeprefix("file://")))
-                if path in self.watched or not os.path.isdir(path):
-                    continue
-                self._watch(path, polling=src.observer == "polling")
+        """Watch source folders that exist now (a folder may appear after the start).
+
+        A glob source is watched at its static root (``/pods`` for ``/pods/team-a_*``):
+        folders matching the glob may be created there at any time.
+        """
+        for sp, src in self.roots.paths:
+            if sp.root in self.watched or not os.path.isdir(sp.root):
+                continue
+            self._watch(sp.root, polling=src.observer == "polling")
 
     def _watch(self, path: str, polling: bool) -> None:
         observer = self._observer(polling)

@@ -6,6 +6,10 @@ probe (Kubernetes, Nomad, monitoring checks): exit 0 only when the daemon's proc
 holds the state dir's lock, its heartbeat is recent, none of its workers died, and rows it
 read are not stuck waiting for a lake commit. A daemon with nothing to commit is healthy
 however old its last flush: quiet clusters are normal.
+
+The plain and ``--json`` reports also list the logs the cluster will delete soon that are
+not archived yet (``--expiring``), so an archive that falls behind is seen before logs are
+lost.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loglake.config import Config
-from loglake.errors import ExitCode
+from loglake.config import Config, parse_duration
+from loglake.errors import ExitCode, LoglakeError
 
 STATUS_FILE = "watch-status.json"
 VERSION = 1
@@ -31,6 +37,8 @@ STALE_AFTER = 30.0  # a heartbeat older than this means the daemon is hung or go
 FLUSH_STALE_AFTER = 300.0
 FLUSH_STALE_INTERVALS = 20
 LOCK_FILE = "lock"  # StateLock's file in the state dir
+EXPIRING_WITHIN = "3d"  # `--expiring` default
+EXPIRING_SHOWN = 10  # logs listed; the rest are counted
 
 
 def write_status(state_dir: Path, doc: dict[str, Any]) -> None:
@@ -173,7 +181,92 @@ def _size(n: float) -> str:
     return f"{n:,.1f} GB"
 
 
-def render(doc: dict[str, Any], ok: bool, why: str, now: float | None = None) -> str:
+def expiring_logs(
+    config: Config,
+    within: str | float = EXPIRING_WITHIN,
+    *,
+    clock: Callable[[], float] = time.time,
+    limit: int = EXPIRING_SHOWN,
+) -> dict[str, Any] | None:
+    """Logs not fully archived that the cluster deletes within ``within``, most urgent
+    first, at most ``limit`` of them (``total`` counts all).
+
+    ``None`` when nothing can expire (retention off, ``expire_after = "0"``, or ``within``
+    0): the check stats every file loglake knows, so it is not paid for nothing.
+    """
+    horizon = parse_duration(within)
+    retention = config.retention
+    if horizon <= 0 or not retention.enabled or parse_duration(retention.expire_after) <= 0:
+        return None
+    from loglake.retain.expiry import logs_near_expiry
+
+    out: dict[str, Any] = {"within": horizon, "total": 0, "more": 0, "logs": []}
+    try:
+        near = logs_near_expiry(config, horizon, clock=clock)
+    except LoglakeError as e:  # the lake or a source unreachable: say so, status goes on
+        return {**out, "error": e.one_line()}
+    except OSError as e:
+        return {**out, "error": f"{type(e).__name__}: {e}"}
+    shown = near[: max(0, limit)]
+    out.update(
+        total=len(near),
+        more=len(near) - len(shown),
+        logs=[
+            {
+                "path": n.path,
+                "run_id": n.run_id,
+                "expires_at": n.expires_at,
+                "archived": n.archived_bytes > 0,
+                "archived_bytes": n.archived_bytes,
+                "bytes": n.bytes,
+                "action": n.action,
+                "reason": n.reason,
+            }
+            for n in shown
+        ],
+    )
+    return out
+
+
+def _span(seconds: float) -> str:
+    """``45m``, ``36h``, ``1.5d``, ``3d``."""
+    for unit, size, below in (("m", 60, 5400), ("h", 3600, 2 * 86400), ("d", 86400, None)):
+        if below is None or seconds < below:
+            return f"{seconds / size:.1f}".removesuffix(".0") + unit
+    raise AssertionError("unreachable")
+
+
+def _until(ts: float, now: float) -> str:
+    return f"in {_span(ts - now)}" if ts >= now else f"overdue {_span(now - ts)}"
+
+
+def _render_expiring(exp: dict[str, Any], now: float) -> list[str]:
+    within = _span(float(exp["within"]))
+    if exp.get("error"):
+        return [f"expiring within {within}: cannot tell ({exp['error']})"]
+    if not exp["total"]:
+        return [f"expiring within {within}: none unarchived"]
+    lines = [f"expiring within {within}: {exp['total']:,} log(s) not fully archived"]
+    for x in exp["logs"]:
+        at = datetime.fromtimestamp(x["expires_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+        archived = (
+            f"partly archived ({_size(x['archived_bytes'])} of {_size(x['bytes'])})"
+            if x["archived"]
+            else "not archived"
+        )
+        lines.append(f"  {_until(x['expires_at'], now):>14}  {at}  {archived:<16}  {x['path']}")
+    if exp["more"]:
+        lines.append(f"  +{exp['more']:,} more (loglake status --json, loglake retain --dry-run)")
+    return lines
+
+
+def render(
+    doc: dict[str, Any],
+    ok: bool,
+    why: str,
+    now: float | None = None,
+    expiring: dict[str, Any] | None = None,
+) -> str:
     now = time.time() if now is None else now
     files = doc.get("files") or {}
     c = doc.get("counters") or {}
@@ -220,6 +313,8 @@ def render(doc: dict[str, Any], ok: bool, why: str, now: float | None = None) ->
         lines.append("last errors:")
         for e in errors[-5:]:
             lines.append(f"  {_ago(e.get('at'), now):>8}  {e.get('where')}: {e.get('message')}")
+    if expiring is not None:
+        lines += _render_expiring(expiring, now)
     return "\n".join(lines)
 
 
@@ -229,10 +324,14 @@ def status_command(
     as_json: bool = False,
     check: bool = False,
     max_flush_age: float | None = None,
+    expiring: str | float | None = EXPIRING_WITHIN,
+    clock: Callable[[], float] = time.time,
 ) -> int:
     """Print the daemon's status; with ``check``, the exit code says whether it is healthy.
 
-    ``check`` prints one line (``healthy``, or why not) so a probe's log says what failed.
+    ``check`` prints one line (``healthy``, or why not) so a probe's log says what failed,
+    and skips the list of logs near expiry (``expiring``: how far ahead it looks; ``None``
+    or 0 skips it too).
     """
     state_dir = config.state_path()
     doc = read_status(state_dir)
@@ -245,13 +344,15 @@ def status_command(
         else:
             print(f"loglake: {msg}", file=sys.stderr)
         return ExitCode.PARTIAL if check else ExitCode.NO_INPUT
-    ok, why = health(doc, state_dir=state_dir, max_flush_age=max_flush_age)
-    if as_json:
-        print(json.dumps({**doc, "healthy": ok, "health": why}, default=str))
-    elif check:
-        print(f"loglake watch: {'healthy' if ok else why}")
-    else:
-        print(render(doc, ok, why))
+    now = clock()
+    ok, why = health(doc, now, state_dir=state_dir, max_flush_age=max_flush_age)
     if check:
+        print(f"loglake watch: {'healthy' if ok else why}")
         return ExitCode.OK if ok else ExitCode.PARTIAL
+    soon = None if expiring is None else expiring_logs(config, expiring, clock=lambda: now)
+    if as_json:
+        extra = {} if soon is None else {"expiring": soon}
+        print(json.dumps({**doc, "healthy": ok, "health": why, **extra}, default=str))
+    else:
+        print(render(doc, ok, why, now, expiring=soon))
     return ExitCode.OK
