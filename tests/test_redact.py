@@ -148,3 +148,14 @@ def test_indexed_lake_holds_no_secret(tmp_path) -> None:  # type: ignore[no-unty
     assert "0.01" in text and "32" in text
     for s in secrets:
         assert s not in text
+
+
+def test_parse_error_lines_are_redacted_too() -> None:
+    from loglake.parse.records import Emitter
+
+    out = Emitter()
+    out.error(
+        0, "bad line", "login --password hunter22 --token ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+    )
+    (line,) = out.errors.data["line"]
+    assert "hunter22" not in line and "ghp_abcdefghij" not in line and "login" in line

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from loglake import __version__
@@ -87,9 +88,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from loglake.config import load_config
     from loglake.parse.registry import registry_for
 
-    cfg = load_config(args.file)
+    path = args.file or args.config
+    cfg = load_config(path)
     reg = registry_for(cfg)
-    where = args.file or "built-in defaults"
+    where = path or "built-in defaults"
     print(
         f"{where}: ok — lake {cfg.lake}, {len(cfg.sources)} source(s), "
         f"{len(reg.entries)} parser(s)"
@@ -130,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     va = sub.add_parser("validate", help="check a config file; exit 78 when it is bad")
     va.add_argument("file", nargs="?", help="config file (default: $LOGLAKE_CONFIG or built-in)")
+    va.add_argument("-c", "--config", help="the same, as every other command spells it")
     va.set_defaults(func=cmd_validate)
 
     for module in COMMAND_MODULES:
@@ -158,6 +161,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return ExitCode.OK
+    except Exception as e:  # noqa: BLE001 - the last resort: one line, not a traceback
+        if args.verbose:
+            traceback.print_exc(file=sys.stderr)
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(
+            f"loglake: internal error: {type(e).__name__}: {first} — rerun with -v for the "
+            "traceback and report it at the project's issue tracker",
+            file=sys.stderr,
+        )
+        return ExitCode.SOFTWARE
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from loglake.index.sniff import read_head
 from loglake.lake.checkpoint import CheckpointStore, StateLock
 from loglake.lake.writer import LakeWriter
 from loglake.objstore.plan import plan_remote
+from loglake.objstore.reach import check_lake
 from loglake.objstore.staging import Stager
 from loglake.parse.registry import Registry, load_registry, route_file, routed_names
 from loglake.runs.identity import resolve
@@ -261,6 +262,7 @@ def run_index(
     state = config.state_path()
     state.mkdir(parents=True, exist_ok=True)
     routed = routed_names(config)
+    check_lake(config)  # an object-store lake that is down: one line now, not a Delta error later
     with StateLock(state):
         store = CheckpointStore(state)
         stager = Stager(state, retry_for=parse_duration(config.index.object_retry))

@@ -207,7 +207,7 @@ class Emitter:
         d = self.errors.data
         d["offset"].append(offset)
         d["message"].append(message)
-        d["line"].append(line[:500])
+        d["line"].append(redact_text(line[:500])[0] if line else line)
         d["parser"].append(self.parser)
 
     # -- what the pipeline calls ---------------------------------------------------------

@@ -30,7 +30,7 @@ from loglake.errors import LakeError
 from loglake.lake.schema import SCHEMAS
 from loglake.lake.tables import open_table, optimize, vacuum
 from loglake.retain.lock import exclusive
-from loglake.retain.reach import LakeUnreachable, check_lake
+from loglake.objstore.reach import LakeUnreachable, check_lake
 
 log = logging.getLogger(__name__)
 

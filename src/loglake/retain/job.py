@@ -34,7 +34,7 @@ from loglake.query.remote import fsspec_options
 from loglake.retain.archive import Archived, ArchiveError, ArchiveStore, ArchiveUnavailable
 from loglake.retain.lakestate import lake_state
 from loglake.retain.lock import Busy, exclusive
-from loglake.retain.reach import check_lake
+from loglake.objstore.reach import check_lake
 from loglake.retain.sources import SourceAccess
 from loglake.retain.worklist import (
     ARCHIVE,

@@ -34,6 +34,7 @@ from loglake.errors import ExitCode, LoglakeError
 from loglake.index.runner import state_tag
 from loglake.lake.checkpoint import StateLock
 from loglake.lake.writer import LakeWriter
+from loglake.objstore.reach import check_lake
 from loglake.parse.registry import registry_for
 from loglake.retain.schedule import start_scheduler
 from loglake.watch.checkpoints import PackedCheckpoints
@@ -87,6 +88,7 @@ class Daemon:
             storage_options=config.storage_options or None,
             checkpoints=store,
         )
+        check_lake(config)  # a lake store that is down: one line, exit 1, the service retries
         self.writer.recover()
         entries = store.load()
         registry = registry_for(config)
@@ -199,9 +201,11 @@ class Daemon:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop.set()
+        self.hints.event.set()  # wake the tail loop, which may sleep until the next rescan
 
     def _shutdown(self, dead: Worker | None) -> int:
         self.stop.set()
+        self.hints.event.set()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)  # a retention job ends after its current file
         self.state = "stopping"
