@@ -302,3 +302,32 @@ def test_redraw_states_are_rendered_only_when_asked() -> None:
     assert states[0] == ["epoch 1 loss=0.5", "epoch 2 loss=0.4"] == redraw_segments(raw[0])
     assert states[2] == ["x", "y"]
     assert states[0] is states[0]  # rendered once
+
+
+@settings(max_examples=400, deadline=None)
+@given(_interesting)
+def test_may_hold_never_rules_out_what_rendering_shows(raw: bytes) -> None:
+    """A line ruled out from its raw text holds none of the literals in any earlier state."""
+    (text,), _ = clean_lines([raw])
+    states = RedrawStates([raw], [0])
+    rendered = states[0]
+    earlier = rendered[:-1] if rendered and rendered[-1] == text else rendered
+    for state in earlier:
+        for n in range(1, 5):
+            for k in range(len(state) - n + 1):
+                assert states.may_hold(0, text, ("zz", state[k : k + n]))
+
+
+def test_may_hold_reads_plain_redraws_as_written() -> None:
+    raw = ["a 100%|\rb 50%|  \r  ", "x\x1b[1m1\ry", "p\x08q\rr", "a\rb", "ab\x08\x08cd\rz"]
+    states = RedrawStates(raw, range(len(raw)))
+    assert states.may_hold(0, "b 50%|", ("100%|",))
+    assert not states.may_hold(0, "b 50%|", ("50%|",))  # only in the last state
+    assert states.may_hold(1, "y", ("x1",))  # an escape code joins the text across it
+    assert not states.may_hold(1, "y", ("100%|",))
+    assert states.may_hold(2, "r", ("q",)) and not states.may_hold(2, "r", ("|",))
+    assert states.may_hold(3, "c", ("b",))  # not the line's final state: any state counts
+    assert not states.may_hold(3, "b", ("b",)) and states.may_hold(3, "b", ("a",))
+    # with a backspace, any literal of the line's characters may be drawn
+    assert states.may_hold(4, "z", ("acd",)) and not states.may_hold(4, "z", ("cd%",))
+    assert redraw_segments(raw[4]) == ["ab", "cd", "z"]

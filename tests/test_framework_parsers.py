@@ -20,7 +20,7 @@ from loglake.parse.declarative_check import records_of
 from loglake.parse.pipeline import FileParsers
 from loglake.parse.records import Emitter
 from loglake.parse.values import normalize_key
-from loglake.tail.cleanup import FLAG_REDRAWN, clean_lines, redraw_segments
+from loglake.tail.cleanup import FLAG_REDRAWN, RedrawStates, clean_lines, redraw_segments
 
 from .conftest import CORPUS
 
@@ -209,6 +209,30 @@ def test_lightning_tqdm_line_redrawn_for_the_whole_run(builtins: list[Declarativ
     assert [r["status"] for r in recs if r["kind"] == "status"] == ["completed"]
     params = [(r["key"], r["value"]) for r in recs if r["kind"] == "param"]
     assert params == [("seed", "7")]
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_lightning_bar_read_from_lazy_redraw_states(
+    builtins: list[DeclarativeParser], colour: bool
+) -> None:
+    """The indexer's RedrawStates (lines ruled out from their raw text, never rendered) give
+    the records rendering every redrawn line gives, plain or coloured."""
+    raw, truth = _lightning_run(epochs=4)
+    bars = [b"Validation DataLoader 0:  50%|\r" * 3 + b"Validation DataLoader 0: 100%|"] * 3
+    raw += b"\n".join(bars) + b"\n"
+    if colour:  # an escape code inside "100%|": only rendering tells what the states hold
+        raw = raw.replace(b"100%|", b"100%\x1b[0m|")
+    lines = raw.split(b"\n")[:-1]
+    texts, flags = clean_lines(lines)
+    offsets = [sum(len(x) + 1 for x in lines[:i]) for i in range(len(lines))]
+    redrawn = [i for i, f in enumerate(flags) if f & FLAG_REDRAWN]
+    out = Emitter()
+    fp = FileParsers(list(builtins))
+    fp.feed(LineBatch(texts, offsets, None, RedrawStates(lines, redrawn)), out)
+    fp.finalize(out, idle=True, offset=len(raw))
+    got = records_of(out, offsets)
+    assert got == _feed_raw(builtins, raw)
+    assert {(r["key"], r["epoch"]): r["value"] for r in got if r["kind"] == "metric"} == truth
 
 
 def test_lightning_redraws_split_over_batches_and_restarts(

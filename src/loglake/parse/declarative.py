@@ -97,6 +97,7 @@ class DeclarativeParser:
         self._redraw_plan = [p for p in self._plan if p[0].redraws]
         redraw_lits = build_prefilter([p[0] for p in self._redraw_plan])
         self._redraw_gate = literal_gate(redraw_lits) if redraw_lits else None
+        self._redraw_lits = tuple(redraw_lits) if redraw_lits else ()
         self._starts = [
             (literal_gate(s.alts) if s.alts else None, s) for s in self._sections.values()
         ]
@@ -238,8 +239,8 @@ class DeclarativeParser:
             try:
                 claimed = skip_claimed and is_claimed(offset)
                 ts = tss[i] if tss else None
-                if redraws:
-                    states = redraws.get(i)
+                if redraws and i in redraws:
+                    states = self._earlier_states(redraws, i, raw)
                     if states:
                         self._redraws(states, raw, offset, ts, st, out, rows, claimed)
                 process(raw, offset, ts, st, out, rows, claimed)
@@ -271,6 +272,15 @@ class DeclarativeParser:
                 self._where,
                 st["timeouts"],
             )
+
+    def _earlier_states(self, redraws: Any, i: int, final: str) -> list[str] | None:
+        """Line ``i``'s redraw states, or None when its raw text shows that no state before
+        the last holds a literal of a ``redraws`` rule (rendering it would find nothing)."""
+        lits = self._redraw_lits
+        may_hold = getattr(redraws, "may_hold", None)
+        if lits and may_hold is not None and not may_hold(i, final, lits):
+            return None
+        return redraws.get(i)
 
     def _redraws(
         self,

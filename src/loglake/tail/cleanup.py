@@ -120,6 +120,22 @@ class RedrawStates(Mapping[int, list[str]]):
             states = self._done[i] = redraw_segments(self._raw[i])
         return states
 
+    def may_hold(self, i: int, final: str, literals: tuple[str, ...]) -> bool:
+        """Whether a redraw state of line ``i`` before its last (``final``) may hold one of
+        ``literals``, told from the raw line without rendering it. Plain ``\\r`` redraws hold
+        their states as written; with escape codes or backspaces a state can join text the
+        raw line holds apart, but holds no character but the raw line's and spaces."""
+        raw = self._raw[i]
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        if "\x1b" not in raw and "\x08" not in raw:
+            body = raw.rstrip()
+            cut = body.rfind("\r")
+            if body[cut + 1 :] == final:
+                earlier = body[: max(cut, 0)]
+                return any(lit in earlier for lit in literals)
+        return any(all(c == " " or c in raw for c in lit) for lit in literals)
+
     def __iter__(self) -> Iterator[int]:
         return iter(self._done)
 
