@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-def connect(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - re-exported lazily
+def connect(*args, **kwargs):
     """Open a DuckDB connection with one view per lake table (see ``loglake.query.connect``)."""
     from loglake.query.connect import connect as _connect
 
@@ -35,14 +35,14 @@ def connect(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - re-exported lazi
 import loglake.runs as _run_identity  # noqa: F401
 
 
-def runs(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - re-exported lazily
+def runs(*args, **kwargs):
     """The runs of the lake as a table (pandas or Arrow; see ``loglake.explore.api.runs``)."""
     from loglake.explore.api import runs as _runs
 
     return _runs(*args, **kwargs)
 
 
-def history(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - re-exported lazily
+def history(*args, **kwargs):
     """Metric points of runs (pandas or Arrow; see ``loglake.explore.api.history``)."""
     from loglake.explore.api import history as _history
 

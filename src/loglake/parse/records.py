@@ -100,8 +100,7 @@ class Emitter:
         d["ts"].append(ts)
         d["offset"].append(offset)
         d["parser"].append(self.parser)
-        if offset > self.last_metric_offset:
-            self.last_metric_offset = offset
+        self.last_metric_offset = max(self.last_metric_offset, offset)
         if self.claim_lines:
             self.claimed.add(offset)
 

@@ -54,7 +54,7 @@ def normalize_key(label: str) -> str:
     s = label.strip().strip(":=").strip()
     if not s:
         return s
-    if " " in s or not _KEY_CLEAN.sub("", s) == s:
+    if " " in s or _KEY_CLEAN.sub("", s) != s:
         s = _KEY_CLEAN.sub("_", s.replace(" ", "_")).strip("_")
         s = re.sub(r"_+", "_", s)
         return s.lower()

@@ -29,8 +29,8 @@ from loglake.config import Config, parse_duration
 from loglake.errors import LakeError
 from loglake.lake.schema import SCHEMAS
 from loglake.lake.tables import open_table, optimize, vacuum
-from loglake.retain.lock import exclusive
 from loglake.objstore.reach import LakeUnreachable, check_lake
+from loglake.retain.lock import exclusive
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,11 @@ from loglake.lake.checkpoint import CheckpointStore
 from loglake.lake.schema import SCHEMAS
 from loglake.lake.tables import is_remote, normalize_lake
 from loglake.lake.writer import LakeWriter
+from loglake.objstore.reach import check_lake
 from loglake.query.remote import fsspec_options
 from loglake.retain.archive import Archived, ArchiveError, ArchiveStore, ArchiveUnavailable
 from loglake.retain.lakestate import lake_state
 from loglake.retain.lock import Busy, exclusive
-from loglake.objstore.reach import check_lake
 from loglake.retain.sources import SourceAccess
 from loglake.retain.worklist import (
     ARCHIVE,
