@@ -175,7 +175,8 @@ def test_cached_summary_equals_the_plain_view(tmp_path: Path) -> None:
     more = pa.table(
         {
             "run_id": ids * 3,
-            "namespace": [runs[0].namespace] * 15,
+            # a run_id is derived from its namespace: one namespace per run, as in real lakes
+            "namespace": [r.namespace for r in runs[:5]] * 3,
             "key": ["val_loss"] * 5 + ["epoch_acc"] * 5 + ["final"] * 5,
             "value": [0.01, float("nan"), 0.3, 0.2, 0.1] + [0.5] * 5 + [1.0, 2.0, 3.0, 4.0, 5.0],
             "step": pa.array([900] * 5 + [None] * 10, pa.int64()),
