@@ -16,7 +16,11 @@ import loglake
 from loglake.config import Config
 from loglake.index.runner import run_index
 from loglake.parse.base import LineBatch
-from loglake.parse.builtins.optuna import PARSERS, ray_sub, trial_sub
+from loglake.parse.builtins import optuna, ray_tune
+from loglake.parse.builtins.ray_tune import ray_sub
+from loglake.parse.trials import trial_sub
+
+PARSERS = [*optuna.PARSERS, *ray_tune.PARSERS]
 from loglake.parse.pipeline import FileParsers
 from loglake.parse.records import Emitter
 from loglake.runs.summary import absorb, resolve_status

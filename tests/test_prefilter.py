@@ -218,7 +218,7 @@ def test_later_patterns_are_matched_among_the_lines_the_first_kept() -> None:
 
 
 def test_tuner_parsers_share_one_pass_and_keep_their_own_lines() -> None:
-    from loglake.parse.builtins import optuna
+    from loglake.parse import trials
 
     texts = [
         "[I 2026-01-01 10:00:00,000] Trial 3 finished with value: 0.5",
@@ -232,6 +232,6 @@ def test_tuner_parsers_share_one_pass_and_keep_their_own_lines() -> None:
         "loss=0.5",
     ] * 10
     batch = LineBatch(texts, list(range(len(texts))))
-    for hints in (optuna._HINTS, optuna._RAY_HINTS, optuna._KT_HINTS):
+    for hints in (trials.OPTUNA_HINTS, trials.RAY_HINTS, trials.KT_HINTS):
         want = [i for i, t in enumerate(texts) if any(h in t for h in hints)]
-        assert batch.matching(optuna._TUNERS, prefilter.any_literal(hints)) == want
+        assert batch.matching(trials.TUNERS, prefilter.any_literal(hints)) == want
