@@ -29,6 +29,16 @@ from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.kv import has_training_signal
+from loglake.parse.param_dumps import (
+    TORCH_MODULE_KWARGS,
+    feed_dump,
+    join_key,
+    looks_like_metrics,
+    param_value,
+    repr_items,
+    scalar_value,
+    start_dump,
+)
 from loglake.parse.prefilter import WS, walk
 from loglake.parse.records import Emitter
 from loglake.parse.structured import (
@@ -37,7 +47,6 @@ from loglake.parse.structured import (
     find_closing,
     flatten,
     is_scalar_text,
-    number_of,
     parse_kwargs_repr,
     parse_mapping,
     split_key_value,
@@ -52,8 +61,6 @@ from loglake.parse.vocabulary import (
     step_kind,
 )
 
-MAX_DUMP_LINES = 2000
-MAX_DUMP_CHARS = 256 << 10
 MAX_COMMAND_CHARS = 16 << 10
 MAX_SETTING_CHARS = 2000  # a key: value line longer than this is not a setting
 
@@ -64,9 +71,6 @@ _REPR_START_RE = re.compile(r"(?<![\w.])(?P<name>[A-Za-z_][\w.]*)\((?=\s*[A-Za-z
 _REPR_OPEN_RE = re.compile(r"(?<![\w.])(?P<name>[A-Z][\w.]*)\($")
 _MODULE_CHILD_RE = re.compile(r"^\s*\([\w.]+\):")
 _KEY_LABEL_RE = re.compile(r"[A-Za-z_][\w.\-]*\s*[:=]")
-_TORCH_MODULE_KWARGS = frozenset(
-    {"in_features", "out_features", "kernel_size", "inplace", "num_embeddings", "in_channels"}
-)
 _DECOR = r"[\s=*#\-_~+|<>]"
 _TITLE_RE = re.compile(rf"{_DECOR}*(?P<title>[A-Za-z][A-Za-z0-9 /&\-]*?){_DECOR}*:?{_DECOR}*")
 _YAML_KEY_RE = re.compile(r"[A-Za-z_][\w.\-]*:")
@@ -84,8 +88,6 @@ _COMMAND_RE = re.compile(
     r"accelerate\s+launch|srun|mpirun|horovodrun|composer|uv\s+run|poetry\s+run)\s.*)"
 )
 # Lines that can continue a pretty-printed JSON object / a multi-line ``Name(`` repr.
-_JSON_CONT_RE = re.compile(r"\s*(?:[\"'\]}\[{\d\-]|true\b|false\b|null\b|$)")
-_REPR_CONT_RE = re.compile(r"\s*(?:[A-Za-z_]\w*\s*=|[\]})]|$)|\s")
 _OVERRIDE_RE = re.compile(r"[+~]*[A-Za-z_][\w.\-/]*=")
 _SHELL_STOP = frozenset({"|", "||", "&&", ";", ">", ">>", "2>&1", "&", "2>", "1>"})
 
@@ -154,7 +156,7 @@ class ParamsParser(BaseParser):
         text, offset = batch.texts[i], batch.offsets[i]
         if out.is_claimed(offset):
             return
-        if state["dump"] is not None and _feed_dump(text, offset, state, out):
+        if state["dump"] is not None and feed_dump(text, offset, state, out):
             return
         if not text.strip():
             if state["block"]:
@@ -203,7 +205,7 @@ def _explicit(msg: str, body: str, offset: int, state: dict[str, Any], out: Emit
                 return False  # "pruner: MedianPruner(...)": a header value
             return _repr_form(body[m.start() :], offset, state, out)
     if body.endswith("(") and (m := _REPR_OPEN_RE.search(body)):
-        _start_dump(state, "repr", body[m.start() :], offset, None)  # TrainingArguments(
+        start_dump(state, "repr", body[m.start() :], offset, None)  # TrainingArguments(
         return True
     if len(body) <= 80:
         tm = _TITLE_RE.fullmatch(body)
@@ -304,19 +306,19 @@ def _dict_form(body: str, offset: int, state: dict[str, Any], out: Emitter) -> b
             obj = None
     if obj is not None:
         leaves = flatten(obj, ".")
-        if _looks_like_metrics(leaves):
+        if looks_like_metrics(leaves):
             state["started"] = True
             return None if label else True
         prefix = "" if label is None or is_config_label(label) else normalize_key(label)
         for key, value in leaves:
-            out.param(_join(prefix, key), _value(value), offset)
+            out.param(join_key(prefix, key), param_value(value), offset)
         return True
     m = _DICT_OPEN_RE.fullmatch(body)
     if m:
         label = (m.group("label") or "").strip()
         if label and (has_stopword(label.split()) or len(label.split()) > 4):
             return None
-        _start_dump(state, "json", "{", offset, label or None)
+        start_dump(state, "json", "{", offset, label or None)
         return True
     return None
 
@@ -325,114 +327,18 @@ def _repr_form(text: str, offset: int, state: dict[str, Any], out: Emitter) -> b
     open_at = text.index("(")
     if find_closing(text, open_at) < 0:
         if bracket_depth(text) > 0:
-            _start_dump(state, "repr", text, offset, None)
+            start_dump(state, "repr", text, offset, None)
             return True
         return False
     end = find_closing(text, open_at)
     parsed = parse_kwargs_repr(text[: end + 1])
     if parsed is None or len(parsed[1]) < 2:
         return False
-    if any(k in _TORCH_MODULE_KWARGS for k, _ in parsed[1]):
+    if any(k in TORCH_MODULE_KWARGS for k, _ in parsed[1]):
         return True  # a torch module repr (print(model)), not settings
-    for key, value in _repr_items(parsed[1], ""):
+    for key, value in repr_items(parsed[1], ""):
         out.param(key, value, offset)
     return True
-
-
-def _repr_items(items: list[tuple[str, str]], prefix: str) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in items:
-        key = _join(prefix, k)
-        if v[:1].isalpha() and v.endswith(")") and "=" in v:
-            nested = parse_kwargs_repr(v)
-            if nested and nested[1]:
-                out.extend(_repr_items(nested[1], key))
-                continue
-        if v.startswith("{"):
-            obj = parse_mapping(v)
-            if obj:
-                out.extend((_join(key, kk), _value(vv)) for kk, vv in flatten(obj, "."))
-                continue
-        out.append((key, clean_value(v)))
-    return out
-
-
-# -- multi-line dumps (pretty JSON, HF TrainingArguments) --------------------------------------
-
-
-def _start_dump(
-    state: dict[str, Any], kind: str, first: str, offset: int, label: str | None
-) -> None:
-    state["dump"] = {
-        "kind": kind,
-        "label": label,
-        "lines": [first],
-        "offsets": [offset],
-        "depth": bracket_depth(first),
-        "chars": len(first),
-    }
-
-
-def _feed_dump(text: str, offset: int, state: dict[str, Any], out: Emitter) -> bool:
-    """Add a line to an open dump; False when the line cannot belong to it (dump dropped)."""
-    dump = state["dump"]
-    cont = _JSON_CONT_RE if dump["kind"] == "json" else _REPR_CONT_RE
-    if not cont.match(text):
-        state["dump"] = None  # an opening that was no dump: read the line normally
-        return False
-    dump["lines"].append(text)
-    dump["offsets"].append(offset)
-    dump["chars"] += len(text)
-    dump["depth"] = bracket_depth(text, dump["depth"])
-    if dump["depth"] <= 0:
-        state["dump"] = None
-        _close_dump(dump, out)
-    elif len(dump["lines"]) > MAX_DUMP_LINES or dump["chars"] > MAX_DUMP_CHARS:
-        state["dump"] = None  # too big to be settings
-    return True
-
-
-def _close_dump(dump: dict[str, Any], out: Emitter) -> None:
-    text = "\n".join(dump["lines"])
-    where = _key_lines(dump["lines"], dump["offsets"])
-    first = dump["offsets"][0]
-    if dump["kind"] == "repr":
-        parsed = parse_kwargs_repr(text)
-        if parsed is None or len(parsed[1]) < 2:
-            return
-        if any(k in _TORCH_MODULE_KWARGS for k, _ in parsed[1]):
-            return
-        for key, value in _repr_items(parsed[1], ""):
-            out.param(key, value, where.get(key.split(".")[0], first))
-        return
-    obj = parse_mapping(text)
-    if obj is None:
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return
-    if not isinstance(obj, dict):
-        return
-    leaves = flatten(obj, ".")
-    if _looks_like_metrics(leaves):
-        return
-    label = dump["label"]
-    prefix = "" if not label or is_config_label(label) else normalize_key(label)
-    for key, value in leaves:
-        out.param(_join(prefix, key), _value(value), where.get(key.rsplit(".", 1)[-1], first))
-
-
-_KEY_LINE_RE = re.compile(r"\s*[\"']?(?P<k>[\w.\-/ ]+?)[\"']?\s*[:=]")
-
-
-def _key_lines(lines: list[str], offsets: list[int]) -> dict[str, int]:
-    """Offset of the line where each key first appears, so each param points at its line."""
-    where: dict[str, int] = {}
-    for line, off in zip(lines, offsets, strict=True):
-        m = _KEY_LINE_RE.match(line[:200])
-        if m:
-            where.setdefault(m.group("k"), off)
-    return where
 
 
 # -- titled and YAML blocks -------------------------------------------------------------------
@@ -505,7 +411,7 @@ def _flush_list(block: dict[str, Any], out: Emitter) -> None:
     pending = block["list"]
     block["list"] = None
     if pending and pending["items"]:
-        items = [_scalar(v) for v in pending["items"]]
+        items = [scalar_value(v) for v in pending["items"]]
         out.param(pending["key"], json.dumps(items), pending["offset"])
 
 
@@ -575,46 +481,8 @@ def _all_pairs(body: str, offset: int, out: Emitter, prefix: str = "") -> bool:
     ):
         return False
     for k, v in items:
-        out.param(_join(prefix, k), clean_value(v), offset)
+        out.param(join_key(prefix, k), clean_value(v), offset)
     return True
-
-
-# -- values -----------------------------------------------------------------------------------
-
-
-def _join(prefix: str, key: str) -> str:
-    key = ".".join(normalize_key(part) or part for part in str(key).split("."))
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _value(value: Any) -> Any:
-    """A parsed value as the params table keeps it: scalars as they are, lists as JSON text."""
-    if isinstance(value, list | tuple):
-        try:
-            return json.dumps(list(value))
-        except (TypeError, ValueError):
-            return repr(value)
-    if isinstance(value, dict):  # only empty ones: flatten() opens the others
-        return "{}"
-    return value
-
-
-def _scalar(text: str) -> Any:
-    num = to_number(text)
-    if num is not None:
-        return int(num) if num.is_integer() and "." not in text and "e" not in text.lower() else num
-    return text
-
-
-def _looks_like_metrics(leaves: list[tuple[str, Any]]) -> bool:
-    """A dict with a step/epoch key or a metric-named number is a metrics record."""
-    for key, value in leaves:
-        last = key.rsplit(".", 1)[-1]
-        if step_kind(last) and number_of(value) is not None:
-            return True
-        if number_of(value) is not None and is_metric_name(last):
-            return True
-    return False
 
 
 PARSERS: list[BaseParser] = [ParamsParser()]
