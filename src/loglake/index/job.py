@@ -96,9 +96,11 @@ def _start_offset(task: FileTask) -> tuple[int, dict[str, Any] | None]:
     return off, cp
 
 
-def _gap_table(
-    path: str, fp: str, gaps: list[tuple[str, int, int, str]], now: datetime
+def gap_table(
+    path: str, fp: str, gaps: list[tuple[str, int, int, str]], now: datetime | None = None
 ) -> pa.Table:
+    """Rows of the ``gaps`` table: ``(kind, offset, bytes, detail)`` per loss of one source."""
+    now = now or datetime.now(tz=UTC)
     n = len(gaps)
     cols = {
         "source_path": [path] * n,
@@ -193,7 +195,7 @@ def index_file(
         for name, t in tables.items():
             pending.setdefault(name, []).append(t)
         if gaps:
-            pending.setdefault("gaps", []).append(_gap_table(task.path, task.fp, gaps, now))
+            pending.setdefault("gaps", []).append(gap_table(task.path, task.fp, gaps, now))
         pending.setdefault("runs", []).append(
             run_rows(
                 resolver,

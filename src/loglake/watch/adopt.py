@@ -13,9 +13,10 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from loglake.index.discover import Found
+from loglake.index.job import gap_table
 from loglake.runs.identity import RunIdentity, resolve
 from loglake.tail.fingerprint import tail_hash
-from loglake.watch.follow import gap_table, run_fields
+from loglake.watch.follow import run_fields
 from loglake.watch.identity import (
     FD_DIR,
     EntryIndex,

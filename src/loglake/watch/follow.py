@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
 
 from loglake.config import SourceConfig
 from loglake.index.discover import Found
-from loglake.lake.schema import SCHEMAS
+from loglake.index.job import gap_table
 from loglake.runs.identity import RunIdentity
 from loglake.watch.checkpoints import slim
 from loglake.watch.identity import EntryIndex, find_continuation
@@ -243,25 +240,6 @@ class Follower:
             run=str(run["run"]),
             rank=run.get("rank"),
         )
-
-
-def gap_table(path: str, fp: str, gaps: list[tuple[str, int, int, str]]) -> pa.Table:
-    """Rows of the ``gaps`` table for losses the daemon itself observed."""
-    now = datetime.now(tz=UTC)
-    n = len(gaps)
-    cols: dict[str, list[Any]] = {
-        "source_path": [path] * n,
-        "kind": [g[0] for g in gaps],
-        "offset": [g[1] for g in gaps],
-        "bytes": [g[2] for g in gaps],
-        "detail": [g[3] for g in gaps],
-        "observed_at": [now] * n,
-        "source_fp": [fp] * n,
-    }
-    schema = SCHEMAS["gaps"]
-    return pa.Table.from_arrays(
-        [pa.array(cols[f.name], type=f.type) for f in schema], schema=schema
-    )
 
 
 def run_fields(identity: RunIdentity) -> dict[str, Any]:
