@@ -125,7 +125,10 @@ def _shared_prefix(conn) -> str:
     for x, y in itertools.pairwise(ids):
         if x[:4] == y[:4] and not any(z.startswith(x[:4]) for z in ids if z not in (x, y)):
             return x[:4]
-    pytest.skip("no 4-character id prefix shared by exactly two runs")
+    raise AssertionError(
+        "the seeded sweep has no 4-character run_id prefix shared by exactly two runs; "
+        "the fixture's seed or size changed: pick one that has"
+    )
 
 
 # -- best --------------------------------------------------------------------------------
