@@ -18,7 +18,8 @@ A parser whose state makes every line matter for a while (inside a traceback, a 
 dump, a table) reads every line until that state ends: see ``walk``.
 
 Small batches (a daemon tailing a few new lines) are not scanned: every line is a
-candidate, which is always right and cheaper than building an Arrow array.
+candidate, which is always right and cheaper than building an Arrow array. Large ones are
+matched once per distinct line shape, not once per line (``loglake.parse.line_shapes``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from loglake.parse.line_shapes import Shapes, blind_to_digits
 
 ARROW_MIN_LINES = 64  # below this, reading every line beats building an Arrow array
 
@@ -49,7 +52,7 @@ def any_literal(texts: Iterable[str]) -> str:
 class Scan:
     """One batch as an Arrow array, with the lines each pattern selected (cached)."""
 
-    __slots__ = ("arr", "hits", "masks", "n")
+    __slots__ = ("_shapes", "arr", "hits", "masks", "n")
 
     def __init__(self, texts: list[str]) -> None:
         self.n = len(texts)
@@ -63,13 +66,26 @@ class Scan:
                 self.arr = None  # lone surrogates: read every line
         self.masks: dict[str, Any] = {}
         self.hits: dict[tuple[str, ...], list[int]] = {}
+        self._shapes: Shapes | None | bool = False  # False: not computed yet
+
+    def shapes(self) -> Shapes | None:
+        """The batch's line shapes (computed on first use), ``None`` when they do not repeat."""
+        if self._shapes is False:
+            self._shapes = Shapes.of(self.arr)
+        return self._shapes  # type: ignore[return-value]
 
     def _mask(self, pattern: str) -> Any:
         mask = self.masks.get(pattern)
         if mask is None:
             import pyarrow.compute as pc
 
-            mask = self.masks[pattern] = pc.match_substring_regex(self.arr, pattern)
+            blind = blind_to_digits(pattern)
+            shapes = self.shapes() if blind is not None else None
+            if shapes is not None:
+                mask = shapes.mask(blind)  # type: ignore[arg-type]
+            else:
+                mask = pc.match_substring_regex(self.arr, pattern)
+            self.masks[pattern] = mask
         return mask
 
     def _narrow(self, pattern: str, among: Any) -> Any:
@@ -82,6 +98,8 @@ class Scan:
         import pyarrow.compute as pc
 
         mask = self.masks.get(pattern)
+        if mask is None and blind_to_digits(pattern) is not None and self.shapes() is not None:
+            mask = self._mask(pattern)  # a pass over the distinct shapes costs less
         if mask is not None:
             return pc.filter(among, pc.array_take(mask, among))
         return pc.filter(among, pc.match_substring_regex(pc.array_take(self.arr, among), pattern))
