@@ -154,3 +154,40 @@ def test_split_log_prefix(line: str, level: str | None, message: str) -> None:
 def test_lines_without_prefix_are_unchanged(line: str) -> None:
     assert strip_log_prefix(line) == line
     assert split_log_prefix(line) == (None, None, line)
+
+
+TEMPLATES = [
+    "2026-11-27 05:15:19,749 - INFO - trainer - epoch 3 loss=0.5",
+    "2026-11-27T05:15:19.749Z loss=1",
+    "2026-11-27T05:15:19+02:00 loss=1",
+    "2026-11-27T05:15:19.5-0130 step 4",
+    "2026/11/27 05:15:19 msg",
+    "[2026-11-27 05:15:19] Epoch 3",
+    "[I 2026-11-27 05:15:16,121] Trial 3 finished",
+    "11/27/2026 05:15:19 - INFO - __main__ - x",
+    "11/27/2026, 05:15:19 - WARNING - y",
+    "[11/27 05:15:19 d2.engine]: iter: 19",
+    "I1127 05:15:16.121000 12345 train.py:12] loss 3",
+    "[rank0]: 2026-11-27 05:15:19,749 INFO loss=2",
+    "0: 2026-11-27 05:15:19 step 2",
+    "[INFO|configuration_utils.py:731] 2026-11-27 05:15:19,749 >> hello",
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_cached_line_shape_splits_like_a_fresh_split(seed: int) -> None:
+    """A line of a cached shape is read from remembered places (its stamp's fields and
+    prefix length); every digit changed at random, impossible dates included, it must give
+    what splitting the line afresh gives."""
+    import random
+
+    from loglake.parse import timestamps
+
+    rng = random.Random(seed)
+    for template in TEMPLATES:
+        split_log_prefix(template)  # caches the shape from a valid line
+        for _ in range(300):
+            line = "".join(rng.choice("0123456789") if c.isdigit() else c for c in template)
+            fresh = timestamps._split(line)[0]
+            cached = split_log_prefix(line)
+            assert cached == fresh, line

@@ -70,26 +70,32 @@ def _offset(zone: str | None) -> int:
     return sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
 
 
+def _dated_seconds(
+    key: tuple[str, str, str, str, str], sec_text: str, frac_text: str | None, zone: str | None
+) -> float | None:
+    """Epoch seconds of a stamp with a year, from its printed fields."""
+    base = _MINUTES.get(key, _UNSEEN)
+    if base == _UNSEEN:
+        if len(_MINUTES) >= 4096:
+            _MINUTES.clear()
+        base = _MINUTES[key] = _minute(*key)
+    try:
+        sec = int(sec_text)
+    except ValueError:
+        return None
+    if base is None or sec >= 61:
+        return None
+    frac = float("0." + frac_text) if frac_text else 0.0
+    return base + sec + frac - _offset(zone)
+
+
 def _epoch_seconds(m: re.Match[str]) -> float | None:
     names = m.re.groupindex
     year_text = m.group("Y") if "Y" in names else None
     if year_text:
-        month, day, hour, minute, sec_text = m.group("M", "D", "h", "mi", "s")
-        key = (year_text, month, day, hour, minute)
-        base = _MINUTES.get(key, _UNSEEN)
-        if base == _UNSEEN:
-            if len(_MINUTES) >= 4096:
-                _MINUTES.clear()
-            base = _MINUTES[key] = _minute(*key)
-        try:
-            sec = int(sec_text)
-        except ValueError:
-            return None
-        if base is None or sec >= 61:
-            return None
-        frac_text = m.group("f")
-        frac = float("0." + frac_text) if frac_text else 0.0
-        return base + sec + frac - _offset(m.group("z") if "z" in names else None)
+        key = (year_text, *m.group("M", "D", "h", "mi"))
+        zone = m.group("z") if "z" in names else None
+        return _dated_seconds(key, m.group("s"), m.group("f"), zone)  # type: ignore[arg-type]
     g = m.groupdict()
     try:
         month_n, day_n = int(g["M"]), int(g["D"])
@@ -184,11 +190,19 @@ _LOGGER_COLON_RE = re.compile(r"[A-Za-z_][\w.\-]*:\s+(?=[^\s\d+\-.{\['\"(]\S*\s+
 # Lines of one template (same text, other digits) split the same way: every pattern above
 # sees a digit only as a digit, so only the stamp's date (a valid month, day, second...)
 # depends on which digits. The split of a line *shape* (each ASCII digit read as 0) is
-# cached as (prefix length, level, where the stamp starts, its pattern); a line of a known
-# shape costs a translate, a lookup and the stamp's own match. A shape is cached only from
-# a line whose stamp, if its pattern matched, was a valid date; a line of a cached shape
-# whose date is not valid is split afresh.
-_Split = tuple[int, "str | None", int, "re.Pattern[str] | None"]
+# cached as (prefix length, level, where the stamp starts, its pattern, where its fields
+# are); a line of a known shape costs a translate, a lookup and reading the stamp's fields
+# at those places (a dated stamp) or the stamp's own match (the others). A shape is cached
+# only from a line whose stamp, if its pattern matched, was a valid date; a line of a
+# cached shape whose date is not valid is split afresh.
+_Span = tuple[int, int]
+# (start and end of the text from year to minute, of the seconds, fraction and zone spans,
+# the year, month, day, hour and minute spans)
+_Fields = tuple[int, int, int, int, "_Span | None", "_Span | None", tuple[_Span, ...]]
+_Split = tuple[int, "str | None", int, "re.Pattern[str] | None", "_Fields | None"]
+# epoch seconds of a minute by its text from year to minute ("2026-11-27 05:15",
+# "11/27/2026, 05:15"): the year-first and month-first layouts never print the same text
+_MINUTE_TEXTS: dict[str, int | None] = {}
 _SPLITS: dict[bytes, _Split | None] = {}
 _NEW = object()
 _SPLITS_SIZE = 4096
@@ -210,9 +224,26 @@ def split_log_prefix(text: str) -> tuple[float | None, str | None, str]:
         return got
     if known is None:  # a shape whose stamp was not a date: split each line
         return _split(text)[0]
-    pos, level, at, rx = known  # type: ignore[misc]
+    pos, level, at, rx, fields = known  # type: ignore[misc]
     ts = None
-    if rx is not None:
+    if fields is not None:
+        k0, k1, s0, s1, f, z, parts = fields
+        base = _MINUTE_TEXTS.get(text[k0:k1], _UNSEEN)
+        if base == _UNSEEN:
+            if len(_MINUTE_TEXTS) >= 4096:
+                _MINUTE_TEXTS.clear()
+            key = tuple(text[a:b] for a, b in parts)
+            base = _MINUTE_TEXTS[text[k0:k1]] = _minute(*key)
+        try:
+            sec = int(text[s0:s1])
+        except ValueError:
+            return _split(text)[0]
+        if base is None or sec >= 61:
+            return _split(text)[0]
+        ts = base + sec + (float("0." + text[f[0] : f[1]]) if f else 0.0)
+        if z is not None:
+            ts -= _offset(text[z[0] : z[1]])
+    elif rx is not None:
         m = rx.match(text[at:] if at else text)
         ts = _epoch_seconds(m) if m is not None else None
         if ts is None:
@@ -227,10 +258,11 @@ def _split(text: str) -> tuple[tuple[float | None, str | None, str], _Split | No
     matched but its date was not valid: that outcome depends on the digits)."""
     at = 0
     rx: re.Pattern[str] | None = None
+    fields: _Fields | None = None
     valid = True
 
     def stamp(start: int) -> tuple[float | None, int, str | None]:
-        nonlocal at, rx, valid
+        nonlocal at, rx, fields, valid
         rest = text[start:] if start else text
         m = _stamp(rest)
         if m is None:
@@ -240,6 +272,8 @@ def _split(text: str) -> tuple[tuple[float | None, str | None, str], _Split | No
             valid = False
         else:
             at, rx = start, m.re
+            if "Y" in rx.groupindex:
+                fields = _fields(m, start)
         return got
 
     pos = 0
@@ -277,10 +311,26 @@ def _split(text: str) -> tuple[tuple[float | None, str | None, str], _Split | No
         m2 = _LOGGER_COLON_RE.match(text, pos)
         if m2:
             pos = m2.end()
-    how = (pos, level, at, rx) if valid else None
+    how = (pos, level, at, rx, fields) if valid else None
     if pos == 0:
         return (None, None, text), how
     return (ts, level, text[pos:].lstrip()), how
+
+
+def _fields(m: re.Match[str], start: int) -> _Fields:
+    """Where a dated stamp's fields are in its line (a line of the same shape has them at
+    the same places: the stamp patterns see a digit only as a digit)."""
+
+    def span(name: str) -> _Span | None:
+        if name not in m.re.groupindex or m.start(name) < 0:
+            return None
+        return m.start(name) + start, m.end(name) + start
+
+    parts = tuple(span(name) for name in ("Y", "M", "D", "h", "mi"))
+    k0 = min(p[0] for p in parts)  # type: ignore[index]
+    k1 = max(p[1] for p in parts)  # type: ignore[index]
+    s0, s1 = span("s")  # type: ignore[misc]
+    return k0, k1, s0, s1, span("f"), span("z"), parts  # type: ignore[return-value]
 
 
 def strip_log_prefix(text: str) -> str:
