@@ -36,6 +36,12 @@ SECRETS = [
     ("fetch https://bob:p4ssw0rd@example.com/data.csv", "p4ssw0rd", "bob:"),
     ("postgres://svc:Xy7!pw@db:5432/runs", "Xy7!pw", "@db:5432/runs"),
     ("https://host/x?token=tok123abc&page=2", "tok123abc", "page=2"),
+    # punctuation inside an unquoted value is part of it unless another key follows
+    ("password=p@ss;word lr=0.1", ";word", "lr=0.1"),
+    ("DB_PASSWORD=a,b)c]d&e rest", "b)c]d&e", "rest"),
+    ("token=tok123;lr=0.1", "tok123", ";lr=0.1"),
+    ("Namespace(password=hunter22, batch_size=4)", "hunter22", ", batch_size=4)"),
+    ("{'secret': xyz789}", "xyz789", "}"),
 ]
 
 HARMLESS = [

@@ -69,7 +69,11 @@ _VOCAB_PREFIXES = (
 _HARMLESS_VALUES = frozenset({"", "true", "false", "none", "null", "nil", "[]", "{}", "''", '""'})
 
 _KEY = rf"(?P<key>(?<![A-Za-z0-9])[A-Za-z0-9_.\-]*?(?:{_SECRET_WORDS}))"
-_VALUE = r"""(?P<val>"[^"\n]*"|'[^'\n]*'|[^\s"',;&}\])]+)"""
+# An unquoted value runs to whitespace or a quote; a `,;&` or closing bracket ends it only
+# where the text after it cannot be part of it: trailing punctuation (`password=x),`) or
+# another `key=` / `key:` (`token=x;lr=0.1`, `?token=x&user=me`). So `p@ss;word` stays whole.
+_END = r"""[,;&}\])]*(?:[\s"']|$)|[,;&}\])][ \t]*["']?[\w.\-]+["']?[ \t]*(?::|=)"""
+_VALUE = rf"""(?P<val>"[^"\n]*"|'[^'\n]*'|(?:[^\s"',;&}}\])]+|(?!{_END})[,;&}}\])])+)"""
 # `key = value`, `key: value`, `"key": "value"`, `key => value`; `--key value` on command lines.
 _ASSIGN = re.compile(
     rf"""{_KEY}(?P<sep>["']?[ \t]*(?::|=>|=)[ \t]*){_VALUE}""",
