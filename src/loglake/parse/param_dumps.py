@@ -163,3 +163,20 @@ def looks_like_metrics(leaves: list[tuple[str, Any]]) -> bool:
         if number_of(value) is not None and is_metric_name(last):
             return True
     return False
+
+
+def mapping_looks_like_metrics(obj: dict[Any, Any]) -> bool:
+    """``looks_like_metrics(flatten(obj, "."))`` without building the leaves: most dict lines
+    are metrics records, decided by their first key (``step``, ``loss``).
+
+    A leaf's last key segment is the part of its own key after its last ``.``, whatever
+    the keys above it (``flatten`` joins them with ``.``)."""
+    for k, v in obj.items():
+        if isinstance(v, dict) and v:
+            if mapping_looks_like_metrics(v):
+                return True
+        elif number_of(v) is not None:
+            last = str(k).rsplit(".", 1)[-1]
+            if step_kind(last) or is_metric_name(last):
+                return True
+    return False

@@ -16,6 +16,8 @@ from typing import Any
 from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.prefilter import any_literal
 from loglake.parse.records import Emitter
+from loglake.parse.run_details import detail_lines
+from loglake.parse.values import shape_of
 
 _EXT = (
     r"pt|pth|bin|safetensors|ckpt|h5|hdf5|keras|json|pkl|pickle|joblib|onnx|pb|msgpack|model|"
@@ -42,7 +44,7 @@ _MODEL_RE = re.compile(
     r"(?i)\bmodel|weights|state[ _]dict|\.(?:safetensors|pt|pth|bin|h5|keras|onnx|joblib|ubj|cbm|"
     r"gguf|tflite)$"
 )
-_CANDIDATES = any_literal(  # the verbs of _SAVED_TO_RE / _SAVED_COLON_RE, in part
+CANDIDATES = any_literal(  # the verbs of _SAVED_TO_RE / _SAVED_COLON_RE, in part
     (
         "ave",
         "avin",
@@ -71,6 +73,48 @@ def artifact_kind(context: str, path: str) -> str:
     return "file"
 
 
+# A message's reading (where its path is, what kind) cached per line shape (every ASCII digit
+# read as 0): the patterns above see a digit only as a digit (``\w``, ``\d``, classes naming
+# no digit) except in their literals ``s3``, ``h5`` and ``hdf5``. A shape where a digit follows
+# a letter those literals could start with (``s``/``ſ``, ``h``, ``f``, any case) may read
+# differently with other digits: its lines are read one by one.
+_Reading = tuple[int, int, str]  # (path start, path end, kind) in a message
+_READINGS: dict[bytes, _Reading | None] = {}
+_READINGS_SIZE = 4096
+_UNSEEN: _Reading = (-1, -1, "")
+_EACH_LINE: _Reading = (-1, -1, "each line")
+_LITERAL_DIGIT_RE = re.compile(rb"[sShHfF\xbf]0")  # \xbf: the last byte of UTF-8 "ſ"
+
+
+def announced(msg: str) -> tuple[str, str] | None:
+    """``(path, kind)`` of the file a log message says was written, or None."""
+    shape = shape_of(msg)
+    got = _READINGS.get(shape, _UNSEEN)
+    if got is _UNSEEN:
+        got = _EACH_LINE if _LITERAL_DIGIT_RE.search(shape) else _reading(msg)
+        if len(_READINGS) >= _READINGS_SIZE:
+            _READINGS.clear()
+        _READINGS[shape] = got
+    if got is _EACH_LINE:
+        got = _reading(msg)
+    if got is None:
+        return None
+    start, end, kind = got
+    return msg[start:end], kind
+
+
+def _reading(msg: str) -> _Reading | None:
+    """Where ``announced``'s path lies in ``msg`` (start, end) and its kind."""
+    m = _SAVED_TO_RE.search(msg) or _SAVED_COLON_RE.search(msg)
+    if m is None:
+        return None
+    start = m.start("p")
+    path = m.group("p").rstrip(".,;:)'\"")
+    if not path or path in ("/", ".", "./"):
+        return None
+    return start, start + len(path), artifact_kind(msg[:start], path)
+
+
 class ArtifactsParser(BaseParser):
     """``out.artifact(path, kind=...)`` for every output file the log announces."""
 
@@ -82,7 +126,7 @@ class ArtifactsParser(BaseParser):
         return {"seen": {}}  # path -> kind already reported
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i in batch.matching(_CANDIDATES):
+        for i in detail_lines(batch, CANDIDATES):
             text = batch.texts[i]
             try:
                 self._line(batch, i, state, out)
@@ -90,22 +134,17 @@ class ArtifactsParser(BaseParser):
                 out.error(batch.offsets[i], f"artifacts: {type(e).__name__}: {e}", text)
 
     def _line(self, batch: LineBatch, i: int, state: dict[str, Any], out: Emitter) -> None:
-        text, offset = batch.texts[i], batch.offsets[i]
+        text = batch.texts[i]
         if text.startswith((" ", "\t")) and text.lstrip().startswith(("File ", "raise ", "at ")):
             return  # a stack frame quoting code, not a message
-        msg = batch.message(i).strip()
-        m = _SAVED_TO_RE.search(msg) or _SAVED_COLON_RE.search(msg)
-        if m is None:
+        got = announced(batch.message(i).strip())
+        if got is None:
             return
-        path = m.group("p").rstrip(".,;:)'\"")
-        if not path or path in ("/", ".", "./"):
-            return
-        context = msg[: m.start("p")]
-        kind = artifact_kind(context, path)
+        path, kind = got
         if state["seen"].get(path) == kind:
             return
         state["seen"][path] = kind
-        out.artifact(path, offset, kind=kind)
+        out.artifact(path, batch.offsets[i], kind=kind)
 
 
 PARSERS = [ArtifactsParser()]

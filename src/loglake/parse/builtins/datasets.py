@@ -18,6 +18,7 @@ from typing import Any
 from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.prefilter import WS, any_literal, walk
 from loglake.parse.records import Emitter
+from loglake.parse.run_details import detail_lines
 
 _SPLITS = r"train(?:ing)?|valid(?:ation)?|val|dev|test(?:ing)?|eval(?:uation)?"
 _CANONICAL = {
@@ -102,7 +103,8 @@ _HINT_WORDS = (
 # Prefilter (loglake.parse.prefilter), outside a Dataset({...}) repr: a line holding a hint
 # (the fingerprint hints "sha"/"hash"... replaced by the fingerprint wording, since they pass
 # every "shard" line) and reading as one of the forms above: a split count names a split
-# as a word (then a space, "_", ":" or "=");
+# as a word, then ":"/"=" or a space/"_" and the word its count regexes read next ("train
+# rows", "val_size", "test set"; not the metric names "val_loss", "Validation score");
 # "Loaded N rows" has a verb then a number; a path a "data from"/"file at" or a
 # "*path:"/"*_dir=" key; the rest are literals.
 _FINGERPRINT_HINTS = ("sha", "hash", "fingerprint", "ata md", "ata_md", "checksum")
@@ -115,7 +117,10 @@ _FORMS = "|".join(
         any_literal(
             ("Dataset(", "num_rows", "features:", "*****", "Num examples", "shape", "Size([")
         ),
-        rf"(?:^|[^A-Za-z0-9])(?i:{_SPLITS})(?:[ _:=]|{WS})",
+        (
+            rf"(?:^|[^A-Za-z0-9])(?i:{_SPLITS})"
+            rf"(?:{WS}*[:=]|[ _](?i:set|split|data|{_COUNT_WORDS}|size|len|count|num_rows))"
+        ),
         rf"(?i:loaded|read|found|got){WS}+\pN",
         rf"(?i:data|dataset|split|file|csv|parquet|corpus){WS}+(?i:from|at){WS}",
         rf"(?i:path|file|files|dir|uri|url|root){WS}*[:=]",
@@ -156,7 +161,7 @@ class DatasetsParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts, offsets = batch.texts, batch.offsets
-        candidates = batch.matching(_HINTED, _FORMS)
+        candidates = detail_lines(batch, _FORMS, _HINTED)
 
         def picks() -> list[int] | None:
             return candidates if state["hf"] is None else None

@@ -19,7 +19,9 @@ from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.failures import exit_code_of
 from loglake.parse.prefilter import WS, any_literal
 from loglake.parse.records import Emitter
+from loglake.parse.run_details import detail_lines
 from loglake.parse.timestamps import leading_timestamp
+from loglake.parse.values import shape_of
 
 END_SCAN_LINES = 500  # lines read backwards from a batch end to find its last timestamp
 
@@ -360,6 +362,41 @@ def _candidates(seen: dict[str, Any]) -> str:
     return pattern
 
 
+# The rules that can match a message, cached per message shape (every ASCII digit read as
+# 0): the rules one of whose hints it holds (no hint holds a digit) and whose pattern found
+# something in the first message of that shape. Patterns see a digit only as a digit
+# (``\d``, ``[0-9a-f]``, ``{7,40}``), so they match every message of a shape or none;
+# a pattern naming a digit (``Python [23]\.``) is searched in each message holding a hint.
+_Rule = tuple[tuple[str, ...], re.Pattern[str], Handler]
+_MATCHING: dict[bytes, tuple[_Rule, ...]] = {}
+_MATCHING_SIZE = 4096
+_QUANTIFIER_RE = re.compile(r"\{\d+(?:,\d*)?\}|0-9")
+
+
+def _names_a_digit(rx: re.Pattern[str]) -> bool:
+    return any(c.isdigit() for c in _QUANTIFIER_RE.sub("", rx.pattern))
+
+
+_DIGIT_PATTERNS = frozenset(rx for _, rx, _ in _RULES if _names_a_digit(rx))
+
+
+def matching_rules(msg: str) -> tuple[_Rule, ...]:
+    """The rules, in order, whose pattern may find something in ``msg``."""
+    shape = shape_of(msg)
+    got = _MATCHING.get(shape)
+    if got is None:
+        got = tuple(
+            rule
+            for rule in _RULES
+            if any(map(msg.__contains__, rule[0]))
+            and (rule[1] in _DIGIT_PATTERNS or rule[1].search(msg))
+        )
+        if len(_MATCHING) >= _MATCHING_SIZE:
+            _MATCHING.clear()
+        _MATCHING[shape] = got
+    return got
+
+
 def _stamp(ts: list[float | None] | None, i: int, text: str) -> float | None:
     """The line's time: the envelope's when it has one, else a timestamp the line starts with."""
     t = ts[i] if ts is not None else None
@@ -380,7 +417,7 @@ class FactsParser(BaseParser):
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts, offsets = batch.texts, batch.offsets
         self._times(batch, state, out)
-        for i in batch.matching(_candidates(state["seen"])):
+        for i in detail_lines(batch, _candidates(state["seen"])):
             try:
                 self._line(batch.message(i), offsets[i], state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
@@ -414,11 +451,10 @@ class FactsParser(BaseParser):
         msg = message.strip()
         seen = state["seen"]
         found: list[tuple[str, Any]] = []
-        for hints, rx, handler in _RULES:
-            if any(map(msg.__contains__, hints)):
-                m = rx.search(msg)
-                if m:
-                    found.extend(handler(m))
+        for _, rx, handler in matching_rules(msg):
+            m = rx.search(msg)
+            if m:
+                found.extend(handler(m))
         code = exit_code_of(msg)
         if code is not None:
             found.append(("exit_code", code))

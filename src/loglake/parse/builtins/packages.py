@@ -13,8 +13,9 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.prefilter import any_literal, walk
+from loglake.parse.prefilter import WS, any_literal, walk
 from loglake.parse.records import Emitter
+from loglake.parse.run_details import detail_lines
 from loglake.parse.timestamps import strip_log_prefix
 from loglake.parse.vocabulary import is_metric_name, step_kind
 
@@ -96,7 +97,7 @@ class PackagesParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts, offsets = batch.texts, batch.offsets
-        candidates = batch.matching(_CANDIDATES)
+        candidates = detail_lines(batch, CANDIDATES)
 
         def picks() -> list[int] | None:
             idle = state["block"] is None and state["maybe"] is None
@@ -192,16 +193,24 @@ class PackagesParser(BaseParser):
                 return
 
 
-# Prefilter (loglake.parse.prefilter): outside a package block, a line without one of these
-# lists no package. "Using " stands for _USING_RE, which needs a name and a version after it
-# (as a plain hint it passes every "Using 4 GPUs" line).
-_CANDIDATES = "|".join(
+# Prefilter (loglake.parse.prefilter): outside a package block (inside one, or after a lone
+# requirement line, every line is read), a line matching none of these lists no package and
+# changes no state. Each regex read outside a block stands for its own wording: a
+# requirement's "==" between a name (or its "[extras]") and a number (not a "|====|" table
+# rule), a version line's "version" then a number (not "removed in a future version"),
+# "Using " with a name and a version after it (not "Using 4 GPUs"). " @ " URL lines count
+# only inside a freeze block.
+CANDIDATES = "|".join(
     (
-        any_literal(("==", " @ ", "ersion", "VERSION", "Package", "# packages", "[conda]",
-                     "Successfully installed", "Requirement already")),
-        r"Using [A-Za-z][^ ]* (?:version )?v?\pN",
+        any_literal(
+            ("Package", "# packages", "[conda]", "Successfully installed", "Requirement already")
+        ),
+        rf"[A-Za-z0-9._\]\-]{WS}*=={WS}*\pN",  # _FREEZE_RE
+        # _VERSION_LINE_RE
+        rf"(?i:version)(?:__)?(?:{WS}*\([^)]*\))?{WS}*[:=]?{WS}*['\"]?(?i:v)?\pN",
+        r"Using [A-Za-z][^ ]* (?:version )?v?\pN",  # _USING_RE
     )
-)  # fmt: skip
+)
 
 
 PARSERS = [PackagesParser()]

@@ -33,7 +33,7 @@ from loglake.parse.param_dumps import (
     TORCH_MODULE_KWARGS,
     feed_dump,
     join_key,
-    looks_like_metrics,
+    mapping_looks_like_metrics,
     param_value,
     repr_items,
     scalar_value,
@@ -41,6 +41,7 @@ from loglake.parse.param_dumps import (
 )
 from loglake.parse.prefilter import WS, walk
 from loglake.parse.records import Emitter
+from loglake.parse.run_details import detail_lines
 from loglake.parse.structured import (
     bracket_depth,
     clean_value,
@@ -128,7 +129,7 @@ class ParamsParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts, offsets = batch.texts, batch.offsets
-        candidates = batch.matching(CANDIDATES)
+        candidates = detail_lines(batch, CANDIDATES)
 
         def picks() -> list[int] | None:
             if not state["started"] or state["dump"] is not None or state["block"] is not None:
@@ -305,10 +306,10 @@ def _dict_form(body: str, offset: int, state: dict[str, Any], out: Emitter) -> b
         else:
             obj = None
     if obj is not None:
-        leaves = flatten(obj, ".")
-        if looks_like_metrics(leaves):
+        if mapping_looks_like_metrics(obj):
             state["started"] = True
             return None if label else True
+        leaves = flatten(obj, ".")
         prefix = "" if label is None or is_config_label(label) else normalize_key(label)
         for key, value in leaves:
             out.param(join_key(prefix, key), param_value(value), offset)
