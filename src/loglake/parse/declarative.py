@@ -53,8 +53,9 @@ DEFAULT_TIMEOUT = 0.05  # seconds per team regex search
 MAX_TIMEOUTS = 10  # per file, then the parser disables itself for that file
 STATE_VERSION = 1
 
-# (rule, its runner, how its match sets the step/epoch context)
-Plan = tuple[CompiledRule, Runner | None, tuple[tuple[str, Access, Any], ...]]
+# (rule, its runner, how its match sets the step/epoch context, whether a claim on the line
+# stops its runner, whether its records name the framework): read once per matched line
+Plan = tuple[CompiledRule, Runner | None, tuple[tuple[str, Access, Any], ...], bool, bool]
 
 
 _CLAIMING = frozenset(("metric", "param"))  # kinds an earlier parser's claim on a line blocks
@@ -93,15 +94,27 @@ class DeclarativeParser:
         self._rules = [c.rule(i, r) for i, r in enumerate(spec.rule)]
         self._strip = spec.strip_prefix
         self._skip_claimed = spec.skip_claimed
-        self._plan: list[Plan] = [(r, runner(r), _context_setters(r)) for r in self._rules]
+        self._plan: list[Plan] = [
+            (
+                r,
+                runner(r),
+                _context_setters(r),
+                r.kind in _CLAIMING,
+                r.marks_framework and bool(spec.framework),
+            )
+            for r in self._rules
+        ]
         self._redraw_plan = [p for p in self._plan if p[0].redraws]
+        self._free_plan = [p for p in self._plan if p[0].section is None]  # no section open
         redraw_lits = build_prefilter([p[0] for p in self._redraw_plan])
         self._redraw_gate = literal_gate(redraw_lits) if redraw_lits else None
         self._redraw_lits = tuple(redraw_lits) if redraw_lits else ()
         self._starts = [
             (literal_gate(s.alts) if s.alts else None, s) for s in self._sections.values()
         ]
-        self._headers = list(self._tables.values())
+        self._headers = [
+            (literal_gate(t.alts) if t.alts else None, t) for t in self._tables.values()
+        ]
         self._check_binds()
         # lines that interest the parser with no section open; then per open section
         self._prefilter = build_prefilter(
@@ -123,6 +136,8 @@ class DeclarativeParser:
             )
             literals.update(lits or ())
         self._literals = frozenset(literals)
+        # every candidate line then holds a literal of the parser's gate (or is a redraw)
+        self._gated = self._literals <= frozenset(self._prefilter or ())
         if self._gate is not None:
             register(self, self._literals)
 
@@ -195,15 +210,17 @@ class DeclarativeParser:
         texts, offsets, tss = batch.texts, batch.offsets, batch.ts
         redraws = batch.redraws if self._redraw_plan else None
         n = len(texts)
+        # the redrawn lines of the batch, for the rules reading earlier redraw states
+        redrawn = frozenset(i for i in redraws if 0 <= i < n) if redraws else frozenset()
         gate = self._gate
         if gate is None:
             cands: Any = range(n)
         else:
             cands = candidate_lines(texts, self._literals, batch.arrow())
-            if redraws:
-                cands = sorted({*cands, *(i for i in redraws if 0 <= i < n)})
+            if redrawn:
+                cands = sorted({*cands, *redrawn})
         k, nc, pos = 0, len(cands), 0
-        section_gates = self._section_gates
+        gated, section_gates = self._gated, self._section_gates
         skip_claimed, is_claimed, process = self._skip_claimed, out.is_claimed, self._process
         while pos < n:
             if gate is None:
@@ -221,15 +238,16 @@ class DeclarativeParser:
                         return
                     i = cands[k]
                     k += 1
-                    if i > pos:
+                    if i > pos and sec is not None:
                         self._skip(st, i - pos)
                         sec = st["sec"]
                         sec_gate = section_gates.get(sec) if sec is not None else _never
                     text = texts[i]
                     if not (
-                        gate(text)
+                        gated
+                        or gate(text)
                         or (sec_gate is not None and sec_gate(text))
-                        or (redraws and i in redraws)
+                        or i in redrawn
                     ):
                         self._skip(st, 1)
                         pos = i + 1
@@ -239,7 +257,7 @@ class DeclarativeParser:
             try:
                 claimed = skip_claimed and is_claimed(offset)
                 ts = tss[i] if tss else None
-                if redraws and i in redraws:
+                if i in redrawn:
                     states = self._earlier_states(redraws, i, raw)
                     if states:
                         self._redraws(states, raw, offset, ts, st, out, rows, claimed)
@@ -350,15 +368,16 @@ class DeclarativeParser:
                     opened = True
                     break
             if not (self._headers and self._open_table(text, st)):
-                self._run_rules(text, raw, offset, ts, sec, st, out, rows, claimed, self._plan)
+                plan = self._plan if sec is not None else self._free_plan
+                self._run_rules(text, raw, offset, ts, sec, st, out, rows, claimed, plan)
         if sec is not None and not opened and st["sec"] == sec:
             st["sec_left"] -= 1
             if st["sec_left"] <= 0:
                 st["sec"] = None
 
     def _open_table(self, text: str, st: dict[str, Any]) -> bool:
-        for t in self._headers:
-            if (t.alts is None or any(a in text for a in t.alts)) and t.header(text):
+        for header_gate, t in self._headers:
+            if (header_gate is None or header_gate(text)) and t.header(text):
                 cols = [c.strip() for c in t.columns.split(text.strip()) if c.strip()]
                 if len(cols) >= 2:
                     st["tab"] = {"name": t.name, "cols": cols, "gap": 0}
@@ -455,11 +474,13 @@ class DeclarativeParser:
         rows: MetricRows,
         claimed: bool,
     ) -> None:
-        rule, run, setters = step
-        ctx = st["ctx"]
-        for name in rule.clear:
-            ctx[name] = None
-        if rule.set_context:
+        rule, run, setters, claiming, marks = step
+        if rule.clear:
+            ctx = st["ctx"]
+            for name in rule.clear:
+                ctx[name] = None
+        if setters and rule.set_context:
+            ctx = st["ctx"]
             for name, get, conv in setters:
                 got = get(m, None, text)
                 value = conv(got) if got is not None else None
@@ -467,9 +488,10 @@ class DeclarativeParser:
                     ctx[name] = value
         if (
             run is not None
-            and not (claimed and rule.kind in _CLAIMING)
+            and not (claimed and claiming)
             and run(m, text, raw, offset, ts, st, out, rows)
-            and rule.marks_framework
+            and marks
+            and not st["fw"]
         ):
             self._mark_framework(offset, st, out)
 

@@ -237,7 +237,13 @@ _LEVEL_WORD = re.compile(
 
 
 def line_ts(raw: str) -> float | None:
-    """The timestamp printed at the start of a line (``leading_timestamp``), quickly."""
+    """The timestamp printed at the start of a line (``leading_timestamp``), quickly.
+
+    A stamp starts with a digit, a ``[`` or a glog level letter followed by a digit
+    (``I1127``): a line starting otherwise (``Iteration 3, loss = …``) has none.
+    """
+    if not raw or not (raw[0].isdigit() or raw[0] == "[" or raw[1:2].isdigit()):
+        return None
     return None if NO_PREFIX(raw) else leading_timestamp(raw)[0]
 
 
@@ -253,10 +259,14 @@ def log_message(raw: str) -> str:
     return raw
 
 
-def runner(rule: CompiledRule) -> Runner | None:
-    """The function that turns one match of ``rule`` into records; None for context/skip."""
+def runner(rule: CompiledRule, *, share_context: bool = True) -> Runner | None:
+    """The function that turns one match of ``rule`` into records; None for context/skip.
+
+    ``share_context=False`` reads a metric's step/epoch template again instead of taking
+    the context the match has just set (the same value; kept to test that it is).
+    """
     if rule.kind == "metric":
-        return _metric_runner(rule)
+        return _metric_runner(rule, share_context)
     emit = EMIT.get(rule.kind)
     if emit is None:
         return None
@@ -299,24 +309,35 @@ def _source(tpl: Template, main: frozenset[str], pairs: frozenset[str]) -> tuple
     return _ACCESS, tpl.bind(main, pairs)
 
 
-def _position(pos: Position, main: frozenset[str], pairs: frozenset[str]) -> tuple[int, Any, bool]:
-    """(how, access, per pair): a step/epoch from nowhere, the context, or a template."""
+def _position(
+    pos: Position, main: frozenset[str], pairs: frozenset[str], set_context: bool
+) -> tuple[int, Any, bool]:
+    """(how, access, per pair): a step/epoch from nowhere, the context, or a template.
+
+    A template read from the rule's own match (not a pair's) of a ``set_context`` rule is
+    the context itself by the time the runner reads it: the parser has just moved the
+    context with that very template (``_context_setters``), leaving it as it was when the
+    template gives nothing, which is also where the runner falls back to.
+    """
     if pos == "none":
         return _NONE, None, False
     if pos == "context" or not isinstance(pos, Template):
         return _CONTEXT, None, False
+    if set_context and not pos.uses(pairs):
+        return _CONTEXT, None, False
     return _TEMPLATE, pos.bind(main, pairs), pos.uses(pairs)
 
 
-def _metric_runner(rule: CompiledRule) -> Runner:
+def _metric_runner(rule: CompiledRule, share_context: bool = True) -> Runner:
     main, pairs = rule.main_groups, rule.pairs_groups
     finditer, pairs_in, once = rule.pairs, rule.pairs_in, rule.once
     items = [
         (*_source(value, main, pairs), *_source(key, main, pairs), value.single in rule.numeric)
         for key, value in rule.items
     ]
-    step_how, step_get, step_pp = _position(rule.step, main, pairs)
-    epoch_how, epoch_get, epoch_pp = _position(rule.epoch, main, pairs)
+    shared = rule.set_context and share_context
+    step_how, step_get, step_pp = _position(rule.step, main, pairs, shared)
+    epoch_how, epoch_get, epoch_pp = _position(rule.epoch, main, pairs, shared)
     sub_t = rule.sub
     sub_get = sub_t.bind(main, pairs) if sub_t is not None else None
     name_t, exp_t = rule.sub_name, rule.extra["experiment"]

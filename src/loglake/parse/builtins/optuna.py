@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.prefilter import any_literal, walk
+from loglake.parse.prefilter import walk
 from loglake.parse.records import Emitter
 from loglake.parse.structured import find_closing, flatten, parse_mapping, split_top_level
 from loglake.parse.timestamps import strip_log_prefix
@@ -29,8 +29,8 @@ from loglake.parse.trials import (
     BLOCK_KV_RE,
     KT_HINTS,
     OPTUNA_HINTS,
-    TUNERS,
     claim,
+    hinted_lines,
     line_ts,
     scalar,
     trial_sub,
@@ -75,7 +75,7 @@ class OptunaParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts = batch.texts
-        candidates = batch.matching(TUNERS, any_literal(OPTUNA_HINTS))
+        candidates = hinted_lines(batch, OPTUNA_HINTS)
 
         def picks() -> list[int] | None:
             return candidates if state["best"] is None else None
@@ -261,7 +261,7 @@ class KerasTunerParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts = batch.texts
-        candidates = batch.matching(TUNERS, any_literal(KT_HINTS))
+        candidates = hinted_lines(batch, KT_HINTS)
 
         def picks() -> list[int] | None:
             idle = not state["table"] and state["objective"] is None

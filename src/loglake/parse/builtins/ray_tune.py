@@ -8,14 +8,14 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
-from loglake.parse.prefilter import any_literal, walk
+from loglake.parse.prefilter import walk
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import strip_log_prefix
 from loglake.parse.trials import (
     BLOCK_KV_RE,
     RAY_HINTS,
-    TUNERS,
     claim,
+    hinted_lines,
     line_ts,
     scalar,
     trial_sub,
@@ -81,7 +81,7 @@ class RayTuneParser(BaseParser):
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts = batch.texts
-        candidates = batch.matching(TUNERS, any_literal(RAY_HINTS))
+        candidates = hinted_lines(batch, RAY_HINTS)
 
         def picks() -> list[int] | None:
             idle = state["table"] is None and state["block"] is None
