@@ -62,21 +62,27 @@ class LineBatch:
             return text
         return self.prefix(i)[2]
 
-    def arrow(self) -> Any:
-        """The lines as an Arrow string array (built once), or None for a small batch."""
+    def _scan_of(self) -> Scan:
         scan = self._scan
         if scan is None:
             scan = self._scan = Scan(self.texts)
-        return scan.arr
+        return scan
+
+    def arrow(self) -> Any:
+        """The lines as an Arrow string array (built once), or None for a small batch."""
+        return self._scan_of().arr
+
+    def pattern_mask(self, pattern: str) -> Any:
+        """Per line, as an Arrow boolean array, whether RE2 ``pattern`` may match it (every
+        line it matches, and a few more: ``Scan.mask``); ``None`` for a batch too small to
+        be worth a scan. For parsers that combine masks themselves (``declarative_scan``)."""
+        return self._scan_of().mask(pattern) if self.arrow() is not None else None
 
     def matching(self, *patterns: str) -> list[int]:
         """Indices (ascending) of the lines every RE2 pattern in ``patterns`` matches: a
         parser's prefilter (see ``loglake.parse.prefilter``). Every line when the batch is
         too small to be worth a scan."""
-        scan = self._scan
-        if scan is None:
-            scan = self._scan = Scan(self.texts)
-        return scan.lines(patterns)
+        return self._scan_of().lines(patterns)
 
 
 @dataclass(frozen=True, slots=True)

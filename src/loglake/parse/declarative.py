@@ -216,7 +216,7 @@ class DeclarativeParser:
         if gate is None:
             cands: Any = range(n)
         else:
-            cands = candidate_lines(texts, self._literals, batch.arrow())
+            cands = candidate_lines(texts, self._literals, batch.arrow(), batch.pattern_mask)
             if redrawn:
                 cands = sorted({*cands, *redrawn})
         k, nc, pos = 0, len(cands), 0

@@ -29,6 +29,8 @@ NARROW_MIN_LINES = 4096  # picking a parser's lines among fewer: Python beats co
 _ARROW_ERRORS = (pa.ArrowException, UnicodeError, TypeError, ValueError)
 
 Gate = Callable[[str], bool]
+#: ``LineBatch.pattern_mask``: a pattern's matches over the batch, from its distinct shapes
+Mask = Callable[[str], Any]
 
 
 def literal_gate(literals: tuple[str, ...]) -> Gate:
@@ -95,26 +97,31 @@ class _Cache(threading.local):
         self.lines: list[int] = []  # lines holding any registered literal
         self.held: Any = None  # those lines as an Arrow array (None: scanned in Python)
         self.where: Any = None  # their indices as an Arrow array
+        self.mask: Mask | None = None  # the batch's pattern masks (``LineBatch.pattern_mask``)
         self.own: dict[frozenset[str], list[int]] = {}  # per parser literal set: its lines
 
 
 _CACHE = _Cache()
 
 
-def candidate_lines(texts: list[str], literals: frozenset[str], arr: Any = None) -> list[int]:
-    """Indices (ascending) of the lines holding one of ``literals``.
+def candidate_lines(
+    texts: list[str], literals: frozenset[str], arr: Any = None, mask: Mask | None = None
+) -> list[int]:
+    """Indices (ascending) of the lines holding one of ``literals`` (and, with ``mask``, a
+    few more lines of the same shapes: the parsers test their own literals on each line).
 
     The batch is scanned once for the literals of every registered parser; each parser's
     own lines are then picked among those (again with RE2 when there are many). ``arr``:
-    the batch as an Arrow array when the caller has one (``LineBatch.arrow``).
+    the batch as an Arrow array when the caller has one (``LineBatch.arrow``); ``mask``:
+    its ``LineBatch.pattern_mask``, which matches a pattern once per distinct line shape.
     """
     union = _OWNERS.literals()
     if not literals <= union:  # an unregistered caller: scan for its own literals only
-        return _scan_all(texts, literals, arr)[0]
+        return _scan_all(texts, literals, arr, mask)[0]
     c = _CACHE
     if not (c.texts is texts and c.probe == _probe(texts) and c.union == union):
-        c.lines, c.held, c.where = _scan_all(texts, union, arr)
-        c.texts, c.probe, c.union, c.own = texts, _probe(texts), union, {}
+        c.lines, c.held, c.where = _scan_all(texts, union, arr, mask)
+        c.texts, c.probe, c.union, c.own, c.mask = texts, _probe(texts), union, {}, mask
     if literals == union:
         return c.lines
     own = c.own.get(literals)
@@ -131,20 +138,26 @@ def _probe(texts: list[str]) -> tuple[int, ...]:
 
 
 def _scan_all(
-    texts: list[str], literals: frozenset[str], arr: Any = None
+    texts: list[str], literals: frozenset[str], arr: Any = None, mask: Mask | None = None
 ) -> tuple[list[int], Any, Any]:
     """(lines holding a literal, those lines as an Arrow array, their indices as one)."""
     if not literals:
         return [], None, None
     if len(texts) >= ARROW_MIN_LINES:
         try:
-            return _scan_arrow(texts, literals, arr)
+            return _scan_arrow(texts, literals, arr, mask)
         except _ARROW_ERRORS:
             pass
     return scan_python(texts, tuple(literals)), None, None
 
 
 def _narrow(texts: list[str], c: _Cache, literals: frozenset[str]) -> list[int]:
+    if c.mask is not None and c.where is not None:
+        try:  # the parser's own pattern over the batch's shapes: a small pass and a take
+            own = pc.array_take(c.mask(_pattern(literals)), c.where)
+            return pc.filter(c.where, own).to_pylist()  # type: ignore[no-any-return]
+        except _ARROW_ERRORS:
+            pass
     if c.held is not None and len(c.lines) >= NARROW_MIN_LINES:
         try:
             mask = pc.match_substring_regex(c.held, _pattern(literals))
@@ -197,12 +210,14 @@ def _pattern(literals: frozenset[str]) -> str:
 
 
 def _scan_arrow(
-    texts: list[str], literals: frozenset[str], arr: Any = None
+    texts: list[str], literals: frozenset[str], arr: Any = None, mask: Mask | None = None
 ) -> tuple[list[int], Any, Any]:
-    """RE2 over the lines as an Arrow array."""
+    """RE2 over the lines as an Arrow array (over their shapes, given ``mask``)."""
     if arr is None:
         arr = pa.array(texts, type=pa.string())
-    where = pc.indices_nonzero(pc.match_substring_regex(arr, _pattern(literals)))
+    pattern = _pattern(literals)
+    hits = mask(pattern) if mask is not None else pc.match_substring_regex(arr, pattern)
+    where = pc.indices_nonzero(hits)
     lines = where.to_pylist()
     if not lines:
         return lines, None, None

@@ -74,6 +74,12 @@ class Scan:
             self._shapes = Shapes.of(self.arr)
         return self._shapes  # type: ignore[return-value]
 
+    def mask(self, pattern: str) -> Any:
+        """Per line (an Arrow boolean array), whether ``pattern`` may match it: true on every
+        line it matches and, where a digit matters to it, on a few more (see
+        ``loglake.parse.line_shapes``). Only for a scanned batch (``arr`` is set)."""
+        return self._mask(pattern)
+
     def _mask(self, pattern: str) -> Any:
         mask = self.masks.get(pattern)
         if mask is None:

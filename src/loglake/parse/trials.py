@@ -47,7 +47,7 @@ def hinted_lines(batch: LineBatch, hints: tuple[str, ...]) -> list[int]:
     arr = batch.arrow()
     if arr is None:
         return list(range(len(texts)))
-    lines = candidate_lines(texts, _ALL_HINTS, arr)
+    lines = candidate_lines(texts, _ALL_HINTS, arr, batch.pattern_mask)
     gate = literal_gate(hints)
     return [i for i in lines if gate(texts[i])]
 
