@@ -91,11 +91,11 @@ CONTEXT_PATTERN = (
 # A pair as positions in the text it was read from: (spans of the key's words, span of the
 # number, unit, explicit). Reading positions rather than strings lets one reading serve every
 # line of the same shape (below).
-_Span = tuple[int, int]
-_Found = tuple[tuple[_Span, ...], _Span, str, bool]
+Span = tuple[int, int]
+Found = tuple[tuple[Span, ...], Span, str, bool]
 
 
-def _pair(text: str, found: _Found) -> Pair:
+def _pair(text: str, found: Found) -> Pair:
     words, (a, b), unit, explicit = found
     key = (
         text[words[0][0] : words[0][1]]
@@ -110,8 +110,8 @@ def explicit_pairs(text: str) -> list[Pair]:
     return [_pair(text, f) for f in _explicit(text, 0)]
 
 
-def _explicit(seg: str, at: int) -> list[_Found]:
-    out: list[_Found] = []
+def _explicit(seg: str, at: int) -> list[Found]:
+    out: list[Found] = []
     for m in _EXPLICIT_RE.finditer(seg):
         out.append(
             (
@@ -124,17 +124,17 @@ def _explicit(seg: str, at: int) -> list[_Found]:
     return out
 
 
-def _span(m: re.Match[str], group: str, at: int) -> _Span:
+def _span(m: re.Match[str], group: str, at: int) -> Span:
     return at + m.start(group), at + m.end(group)
 
 
 _TOKEN_RE = re.compile(r"\S+")  # str.split()'s tokens, with their positions
 
 
-def _implicit(seg: str, at: int) -> list[_Found] | None:
+def _implicit(seg: str, at: int) -> list[Found] | None:
     """A segment read as ``label number`` pairs, or ``None`` if any part is not a pair."""
-    pairs: list[_Found] = []
-    pending: list[_Span] = []
+    pairs: list[Found] = []
+    pending: list[Span] = []
     words: list[str] = []
     closed = False
     # Each form is tried only when the token can be it (a first character, a separator):
@@ -212,8 +212,8 @@ def normalize_message(msg: str) -> str:
 # digits only as digits, so a message with each digit read as 0 has its pairs at the same
 # positions. The reading of that *shape* is cached; a line of a known shape costs one
 # translate, one lookup and its float() calls.
-_ZEROS = str.maketrans("123456789", "000000000")
-_SHAPES: dict[bytes, list[_Found]] = {}
+ZEROS = str.maketrans("123456789", "000000000")
+_SHAPES: dict[bytes, list[Found]] = {}
 _SHAPES_SIZE = 4096
 _SHAPE_CHARS = 2000  # longer messages are read directly, not cached
 
@@ -222,19 +222,25 @@ def message_pairs(msg: str) -> list[Pair]:
     """Every pair in a normalized message: implicit where a segment is all pairs, else the
     explicit ones of that segment. A two-cell table row (``│ test_acc │ 0.92 │``, Lightning's
     test results) is one pair."""
+    return [_pair(msg, f) for f in pair_positions(msg)]
+
+
+def pair_positions(msg: str) -> list[Found]:
+    """``message_pairs`` as positions in ``msg``: (spans of the key's words, span of the
+    number, unit, explicit) per pair. Shared by every message of ``msg``'s shape: read only."""
     if len(msg) > _SHAPE_CHARS:
-        return [_pair(msg, f) for f in _message_pairs(msg)]
+        return _message_pairs(msg)
     shape = shape_of(msg)
     found = _SHAPES.get(shape)
     if found is None:
         if len(_SHAPES) >= _SHAPES_SIZE:
             _SHAPES.clear()
-        found = _SHAPES[shape] = _message_pairs(msg.translate(_ZEROS))
-    return [_pair(msg, f) for f in found]
+        found = _SHAPES[shape] = _message_pairs(msg.translate(ZEROS))
+    return found
 
 
-def _segments(msg: str) -> list[_Span]:
-    spans: list[_Span] = []
+def _segments(msg: str) -> list[Span]:
+    spans: list[Span] = []
     start = 0
     for m in _SEGMENT_SPLIT_RE.finditer(msg):
         spans.append((start, m.start()))
@@ -243,12 +249,12 @@ def _segments(msg: str) -> list[_Span]:
     return spans
 
 
-def _stripped(msg: str, a: int, b: int) -> _Span:
+def _stripped(msg: str, a: int, b: int) -> Span:
     seg = msg[a:b]
     return a + len(seg) - len(seg.lstrip()), b - (len(seg) - len(seg.rstrip()))
 
 
-def _message_pairs(msg: str) -> list[_Found]:
+def _message_pairs(msg: str) -> list[Found]:
     segments = [_stripped(msg, a, b) for a, b in _segments(msg)]
     if msg[:1] in _CELL_EDGES:
         cells = [(a, b) for a, b in segments if b > a]
@@ -256,7 +262,7 @@ def _message_pairs(msg: str) -> list[_Found]:
             m = _VALUE_RE.fullmatch(msg[cells[1][0] : cells[1][1]])
             if m and not m.group("unit"):
                 return [((cells[0],), _span(m, "num", cells[1][0]), "", True)]
-    out: list[_Found] = []
+    out: list[Found] = []
     for a, b in segments:
         seg = msg[a:b]
         if seg[:1] == "[" and "]" not in seg:
@@ -279,16 +285,7 @@ def find_context(msg: str, *, leading_counter: bool = True) -> tuple[int | None,
     ``leading_counter=False`` ignores a bare ``[N]``/``[N/M]`` opening the message, which
     only counts when the line also carries values (ninja's ``[2/3] c++ ...`` does not).
     """
-    if len(msg) > _SHAPE_CHARS:
-        step_at, epoch_at = _context(msg, leading_counter)
-    else:  # read once per shape, as message_pairs does
-        key = (shape_of(msg), leading_counter)
-        spans = _CONTEXTS.get(key)
-        if spans is None:
-            if len(_CONTEXTS) >= _SHAPES_SIZE:
-                _CONTEXTS.clear()
-            spans = _CONTEXTS[key] = _context(msg.translate(_ZEROS), leading_counter)
-        step_at, epoch_at = spans
+    step_at, epoch_at = context_positions(msg, leading_counter)
     step = int(msg[step_at[0] : step_at[1]]) if step_at else None
     epoch = float(msg[epoch_at[0] : epoch_at[1]]) if epoch_at else None
     if epoch is not None and epoch.is_integer():
@@ -296,13 +293,27 @@ def find_context(msg: str, *, leading_counter: bool = True) -> tuple[int | None,
     return step, epoch
 
 
-_CONTEXTS: dict[tuple[bytes, bool], tuple[_Span | None, _Span | None]] = {}
+_CONTEXTS: dict[tuple[bytes, bool], tuple[Span | None, Span | None]] = {}
 
 
-def _context(msg: str, leading_counter: bool) -> tuple[_Span | None, _Span | None]:
+def context_positions(msg: str, leading_counter: bool) -> tuple[Span | None, Span | None]:
+    """Where ``find_context``'s step and epoch numbers are in ``msg`` (read once per shape,
+    as ``pair_positions`` does)."""
+    if len(msg) > _SHAPE_CHARS:
+        return _context(msg, leading_counter)
+    key = (shape_of(msg), leading_counter)
+    spans = _CONTEXTS.get(key)
+    if spans is None:
+        if len(_CONTEXTS) >= _SHAPES_SIZE:
+            _CONTEXTS.clear()
+        spans = _CONTEXTS[key] = _context(msg.translate(ZEROS), leading_counter)
+    return spans
+
+
+def _context(msg: str, leading_counter: bool) -> tuple[Span | None, Span | None]:
     """Where find_context's step and epoch numbers are in ``msg``."""
-    epoch: _Span | None = None
-    step: _Span | None = None
+    epoch: Span | None = None
+    step: Span | None = None
     epoch_end = -1
     m = _EPOCH_CTX_RE.search(msg)
     if m is None:
@@ -334,14 +345,14 @@ def _context(msg: str, leading_counter: bool) -> tuple[_Span | None, _Span | Non
 
 
 # "hyper: lr=0.0003 batch=64": a batch *size* among settings, not the batch counter
-_BATCH_SETTING_RE = re.compile(r"(?i)(?<![\w.\-/])batch\s*[=:]\s*(?P<n>\d+)(?![\w.%/])")
+BATCH_SETTING_RE = re.compile(r"(?i)(?<![\w.\-/])batch\s*[=:]\s*(?P<n>\d+)(?![\w.%/])")
 
 
 def batch_setting(norm: str, pairs: list[Pair], step: int | None) -> tuple[int | None, list[Pair]]:
     """Drop ``batch=64`` as a step on a line of settings (no metric-named value): it is a
     batch size there (``hyper: lr=0.0003 batch=64``), while ``epoch=1 batch=12 loss=0.3``
     counts batches."""
-    m = _BATCH_SETTING_RE.search(norm)
+    m = BATCH_SETTING_RE.search(norm)
     if m is None or any(is_metric_name(p.key) for p in pairs):
         return step, pairs
     size = float(m.group("n"))

@@ -21,7 +21,7 @@ every comparison, a missed one is only a gap.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from bisect import bisect_left
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
@@ -33,10 +33,22 @@ from loglake.parse.kv import (
     message_pairs,
     normalize_message,
 )
-from loglake.parse.prefilter import any_literal, walk
+from loglake.parse.line_recipes import (
+    FRAME_RE,
+    NOISE_RE,
+    TRACEBACK_HEAD,
+    PairPlan,
+    dict_plan,
+    line_recipe,
+    message_recipe,
+    metric_key,
+    names_of,
+    pair_plan,
+)
+from loglake.parse.prefilter import any_literal
 from loglake.parse.records import Emitter
 from loglake.parse.structured import flatten, number_of, parse_mapping
-from loglake.parse.values import normalize_key, to_int, to_number
+from loglake.parse.values import to_int, to_number
 from loglake.parse.vocabulary import (
     has_stopword,
     is_config_label,
@@ -47,15 +59,8 @@ from loglake.parse.vocabulary import (
 )
 
 _DIGIT_RE = re.compile(r"\d")
-# Warnings, stack frames, exception lines ("RuntimeError: ... (32x19 and 20x64)"), URLs.
-_NOISE_RE = re.compile(
-    r"Warning\b|warnings\.warn|^\s*File \"|^\s*at [\w.$]+\(|https?://|Traceback \("
-    r"|^(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception|Interrupt)\b"
-)
 _COLUMN_RE = re.compile(r"[A-Za-z_][\w.\-/@]*")
-_FRAME_RE = re.compile(r"\s+File \"[^\"]*\", line \d+")
 _LABEL_DICT_RE = re.compile(r"(?P<label>[A-Za-z_][\w .\-/]{0,40}?)\s*[:=]\s*(?P<obj>\{.*\})")
-_key = lru_cache(maxsize=8192)(normalize_key)  # the same few names repeat on every line
 _QUIET_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 
 # Prefilter (loglake.parse.prefilter): the lines this parser can act on, outside a traceback
@@ -68,7 +73,7 @@ _QUIET_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 # (CONTEXT_CANDIDATES is a part of CANDIDATES: matched only among CANDIDATES' lines.)
 CONTEXT_CANDIDATES = "|".join(
     (
-        any_literal(("Traceback (most recent call last)", 'File "', "{")),
+        any_literal((TRACEBACK_HEAD, 'File "', "{")),
         r"^[^0-9]*  [^0-9]*$",
         CONTEXT_PATTERN,
     )
@@ -77,11 +82,19 @@ CANDIDATES = f"{CONTEXT_CANDIDATES}|{metric_value_pattern()}"
 
 
 class GenericMetricsParser(BaseParser):
-    """Metrics from lines no specific parser claimed."""
+    """Metrics from lines no specific parser claimed.
+
+    A line is read through its shape's recipe (``loglake.parse.line_recipes``): lines of one
+    template share the reading and pay only for their numbers. ``recipes=False`` reads every
+    line afresh, the reference the recipes are tested against.
+    """
 
     name = "generic"
     version = "1"
     priority = 90
+
+    def __init__(self, *, recipes: bool = True) -> None:
+        self.recipes = recipes
 
     def new_state(self) -> dict[str, Any]:
         return {"step": None, "epoch": None, "tb": False, "cols": None}
@@ -91,23 +104,43 @@ class GenericMetricsParser(BaseParser):
         candidates = batch.matching(CANDIDATES)
         context: set[int] | None = None
         claimed = out.claimed
-
-        def picks() -> list[int] | None:
-            return None if state["tb"] or state["cols"] else candidates
-
-        for i in walk(len(texts), picks):
-            if offsets[i] in claimed and not (state["tb"] or state["cols"]):
-                if context is None:
-                    context = set(batch.matching(CANDIDATES, CONTEXT_CANDIDATES))
-                if i not in context:
-                    continue
+        # prefilter.walk's order, inlined (it asks for the candidates after every line): the
+        # candidates while no traceback or table is open, then every line until it closes.
+        n, m = len(texts), len(candidates)
+        i = k = 0  # the next line; candidates[:k] are all before it
+        while True:
+            if state["tb"] or state["cols"]:
+                if i >= n:
+                    return
+                mine = offsets[i] in claimed
+            else:
+                if k < m and candidates[k] < i:
+                    k = bisect_left(candidates, i, k)
+                if k >= m:
+                    return
+                i = candidates[k]
+                k += 1
+                mine = offsets[i] in claimed
+                if mine:
+                    if context is None:
+                        context = set(batch.matching(CANDIDATES, CONTEXT_CANDIDATES))
+                    if i not in context:
+                        i += 1
+                        continue
             try:
-                self._line(batch, i, tss[i] if tss is not None else None, state, out)
+                self._line(batch, i, tss[i] if tss is not None else None, mine, state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
                 out.error(offsets[i], f"generic metrics: {type(e).__name__}: {e}", texts[i])
+            i += 1
 
     def _line(
-        self, batch: LineBatch, i: int, ts: float | None, state: dict[str, Any], out: Emitter
+        self,
+        batch: LineBatch,
+        i: int,
+        ts: float | None,
+        claimed: bool,
+        state: dict[str, Any],
+        out: Emitter,
     ) -> None:
         text = batch.texts[i]
         offset = batch.offsets[i]
@@ -119,20 +152,27 @@ class GenericMetricsParser(BaseParser):
                 return
             state["tb"] = False
             return
-        if text.startswith("Traceback (most recent call last)") or _FRAME_RE.match(text):
+        line = line_recipe(text) if self.recipes else None
+        if (
+            line.opens_traceback
+            if line is not None
+            else text.startswith(TRACEBACK_HEAD) or FRAME_RE.match(text)
+        ):
             state["tb"] = True  # a frame line alone (a logged stack) is followed by source
             return
-        if not _DIGIT_RE.search(text):
+        if not (line.has_digit if line is not None else _DIGIT_RE.search(text)):
             if "  " in text:  # a padded header row opens a table; any other line ends one
                 state["cols"] = _table_header(text)
             return
         stamp, level, msg = batch.prefix(i)
-        if level in _QUIET_LEVELS or _NOISE_RE.search(msg):
+        if level in _QUIET_LEVELS:
+            return
+        recipe = message_recipe(line, text, msg) if line is not None else None
+        if recipe.noise if recipe is not None else NOISE_RE.search(msg):
             return
         if ts is None:
             ts = stamp
         msg = msg.strip()
-        claimed = out.is_claimed(offset)
         if state["cols"]:
             pairs = _table_row(msg, state["cols"])
             if pairs is None:
@@ -141,12 +181,39 @@ class GenericMetricsParser(BaseParser):
                 self._pairs(pairs, None, None, offset, ts, claimed, state, out)
                 return
         if (
-            "{" in msg
-            and msg.endswith("}")
-            and self._dict_line(msg, offset, ts, claimed, state, out)
-        ):
+            recipe.dict if recipe is not None else "{" in msg and msg.endswith("}")
+        ) and self._dict_line(msg, offset, ts, claimed, state, out):
             return
-        norm = normalize_message(msg)
+        if recipe is None:
+            self._plain(normalize_message(msg), offset, ts, claimed, state, out)
+            return
+        norm = normalize_message(msg) if recipe.normalizes else msg
+        at = recipe.step_at
+        step = int(norm[at[0] : at[1]]) if at else None
+        at = recipe.epoch_at
+        epoch = float(norm[at[0] : at[1]]) if at else None
+        if claimed and recipe.counters is not None and not recipe.batch:
+            # a claimed line only sets the context: its values matter when they are counters
+            values = [float(norm[a:b]) for a, b in recipe.nums] if recipe.counters else []
+            _context(*_counted(recipe.counters, values, step, epoch), state)
+            return
+        plan = recipe.plan or pair_plan(names_of(recipe.words, norm), recipe.units, recipe.explicit)
+        if recipe.batch and not plan.metric_named:
+            self._plain(norm, offset, ts, claimed, state, out)  # "batch=64" may be a setting
+            return
+        values = [float(norm[a:b]) for a, b in recipe.nums]
+        _apply(plan, values, step, epoch, offset, ts, claimed, state, out)
+
+    def _plain(
+        self,
+        norm: str,
+        offset: int,
+        ts: float | None,
+        claimed: bool,
+        state: dict[str, Any],
+        out: Emitter,
+    ) -> None:
+        """A normalized plain message read pair by pair (what a recipe does in one step)."""
         pairs = message_pairs(norm)
         step, epoch = find_context(norm, leading_counter=bool(pairs))
         if "atch" in norm or "ATCH" in norm:
@@ -165,40 +232,12 @@ class GenericMetricsParser(BaseParser):
         out: Emitter,
     ) -> None:
         """Emit a line's pairs as metrics (unless claimed), with its step/epoch context."""
-        values: list[Pair] = []
-        for p in pairs:
-            kind = step_kind(p.key) or (
-                step_kind(p.key.rsplit(" ", 1)[-1]) if " " in p.key else None
-            )
-            if kind == "step":
-                if p.unit in ("", "/") and p.value.is_integer():
-                    step = int(p.value)
-            elif kind == "epoch":
-                if p.unit in ("", "/"):
-                    epoch = p.value
-            else:
-                values.append(p)
-        at_step, at_epoch = _context(step, epoch, state)
-        if claimed or not values:
-            return
-        has_metric = any(is_metric_name(p.key) for p in values)
-        own = step is not None or epoch is not None
-        seen: set[str] = set()
-        for p in values:
-            if p.unit == "/" or is_skip_key(p.key):
-                continue
-            metric_like = is_metric_name(p.key)
-            if p.unit not in ("", "%") and not metric_like:
-                continue  # 12ms, 1.5GB, 433M: sizes and durations unless clearly a metric
-            if not (metric_like or has_metric or (own and p.explicit)):
-                continue
-            if " " in p.key and has_stopword(p.key.split()):
-                continue
-            key = _key(p.key)
-            if not key or key in seen:
-                continue
-            seen.add(key)
-            out.metric(key, p.value, offset, step=at_step, epoch=at_epoch, ts=ts)
+        plan = pair_plan(
+            tuple(p.key for p in pairs),
+            tuple(p.unit for p in pairs),
+            tuple(p.explicit for p in pairs),
+        )
+        _apply(plan, [p.value for p in pairs], step, epoch, offset, ts, claimed, state, out)
 
     def _dict_line(
         self,
@@ -222,6 +261,22 @@ class GenericMetricsParser(BaseParser):
             step, epoch = find_context(m.group("label"))  # "epoch 0: {'accuracy': 0.8}"
         if not obj:
             return False
+        values = list(obj.values())
+        plan = dict_plan(tuple(obj), tuple(map(type, values))) if self.recipes else None
+        if plan is not None:
+            nums = [float(v) for v in values]  # an int too large for a float fails here, first
+            for k, is_step in plan.counters:
+                if is_step:
+                    step = to_int(nums[k])
+                else:
+                    epoch = nums[k]
+            if step is None and epoch is None and not plan.metric_named:
+                return True  # a settings dict: the params parser's business
+            at_step, at_epoch = _context(step, epoch, state)
+            if not claimed:
+                for key, k in plan.emits:
+                    out.metric(key, nums[k], offset, step=at_step, epoch=at_epoch, ts=ts)
+            return True
         numbers: list[tuple[str, float]] = []
         for key, value in flatten(obj, "/"):
             kind = step_kind(key)
@@ -238,7 +293,7 @@ class GenericMetricsParser(BaseParser):
         if claimed:
             return True
         for key, num in numbers:
-            out.metric(_key(key), num, offset, step=at_step, epoch=at_epoch, ts=ts)
+            out.metric(metric_key(key), num, offset, step=at_step, epoch=at_epoch, ts=ts)
         return True
 
 
@@ -263,6 +318,44 @@ def _table_row(msg: str, cols: list[str]) -> list[Pair] | None:
         if num is not None:
             pairs.append(Pair(col, num, "", True))
     return pairs or None
+
+
+def _counted(
+    counters: tuple[tuple[int, bool], ...],
+    values: list[float],
+    step: int | None,
+    epoch: float | None,
+) -> tuple[int | None, float | None]:
+    """A line's step/epoch once its step/epoch-named pairs are read (a step only when its
+    value is an integer)."""
+    for k, is_step in counters:
+        v = values[k]
+        if not is_step:
+            epoch = v
+        elif v.is_integer():
+            step = int(v)
+    return step, epoch
+
+
+def _apply(
+    plan: PairPlan,
+    values: list[float],
+    step: int | None,
+    epoch: float | None,
+    offset: int,
+    ts: float | None,
+    claimed: bool,
+    state: dict[str, Any],
+    out: Emitter,
+) -> None:
+    """Emit a line's values by its pairs' plan (unless claimed), with its step/epoch context:
+    its own counters (a step only when it is an integer) or the running ones."""
+    step, epoch = _counted(plan.counters, values, step, epoch)
+    at_step, at_epoch = _context(step, epoch, state)
+    if claimed:
+        return
+    for key, k in plan.emits[step is not None or epoch is not None]:
+        out.metric(key, values[k], offset, step=at_step, epoch=at_epoch, ts=ts)
 
 
 def _context(
