@@ -109,8 +109,9 @@ _TERMINATE_RE = re.compile(
     r"exception|recursively)"
 )
 _WHAT_RE = re.compile(r"^\s*what\(\):\s+(?P<msg>.+)")
+SEGFAULT = "Segmentation fault"  # the one marker wording holding "fault"
 _SIGNALS = (
-    r"Killed|Segmentation fault|Aborted|Bus error|Illegal instruction|Floating point exception|"
+    rf"Killed|{SEGFAULT}|Aborted|Bus error|Illegal instruction|Floating point exception|"
     r"Terminated|Trace/breakpoint trap|Hangup"
 )
 _SIGNAL_LINE_RE = re.compile(

@@ -14,14 +14,17 @@ reported at once.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
+from loglake.parse.builtins.generic_metrics import CANDIDATES as METRIC_CANDIDATES
 from loglake.parse.failures import (
     EXC_RE,
     MAX_ERROR_CHARS,
     NCCL_FATAL_PATTERN,
     OOM_PATTERN,
+    SEGFAULT,
     State,
     decide,
     exception_line,
@@ -29,21 +32,23 @@ from loglake.parse.failures import (
     failure_reason,
 )
 from loglake.parse.hints import HintFilter
-from loglake.parse.kv import CONTEXT_PATTERN, find_context, message_pairs, normalize_message
-from loglake.parse.prefilter import WS, any_literal, walk
+from loglake.parse.loop_lines import (
+    EPOCH_FRAC_RE,
+    EPOCH_HEAD_RE,
+    TrainingLines,
+    bar,
+    fraction,
+    is_training,
+    read_tail,
+    split_rank_prefix,
+)
+from loglake.parse.prefilter import WS, any_literal
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
-from loglake.parse.vocabulary import is_metric_name, metric_value_pattern, step_kind
 
-TAIL_SCAN_LINES = 400  # lines read backwards from a batch end to classify the log's tail
 RESUMED_LINES = 2  # training lines after a traceback that show it was handled
 KILLED = "log stopped mid-stream"
 CLEAN_END = "clean end"
-
-# torchrun's "[rank0]:" / "[default0]:", srun --label's "3: ", Ray's "(pid=12, ip=...)".
-_RANK_PREFIX_RE = re.compile(
-    r"(?:\[(?:rank|default)\d+\]:|\d{1,4}:(?= )|\((?:[\w.]+ )?pid=\d+(?:, ip=[\d.]+)?\))\s?"
-)
 
 # -- tracebacks ------------------------------------------------------------------------------
 
@@ -94,10 +99,11 @@ _HINTS = HintFilter(tuple(_HINT_WORDS.split("|")))
 # declared loop lengths (``_TOTAL_RE``); after a last Keras epoch header, lines with ``/``.
 _TB_HEAD = "Traceback (most recent call last)"
 _IGNORED_HEADS = ("Exception ignored in", "Error in atexit._run_exitfuncs", "Exception in thread T")
-# "ory" and "NCCL" stand for the out-of-memory and NCCL-failure wordings; as plain hints
-# they pass every "Memory allocated" and "NCCL backend" chatter line, so here those
-# wordings themselves are the pattern.
-_NARROWED = ("ory", "NCCL")
+# "ory", "NCCL" and "fault" stand for the out-of-memory, NCCL-failure and segfault wordings;
+# as plain hints they pass every "Memory allocated", "NCCL backend" and "default" line
+# (nvidia-smi prints "Default" on every GPU row), so here those wordings themselves are the
+# pattern.
+_NARROWED = ("ory", "NCCL", "fault")
 _CANDIDATES = "|".join(
     (
         any_literal(
@@ -110,6 +116,7 @@ _CANDIDATES = "|".join(
         ),
         f"(?i:{OOM_PATTERN})",
         NCCL_FATAL_PATTERN,
+        SEGFAULT,
     )
 )
 _TOTAL_CANDIDATES = rf"(?i:round|estimators|epochs|steps|iters|iter|iterations)['\"]?{WS}*[:=]"
@@ -118,62 +125,15 @@ _MODES = {
     "totals": f"{_CANDIDATES}|{_TOTAL_CANDIDATES}",
     "keras end": f"{_CANDIDATES}|/|{_TOTAL_CANDIDATES}",
 }
-# What classify() can read as the training loop or its values: a counter, a metric-named
-# number, a dict, a progress bar (``12/100``, ``45%|``).
-_TRAINING = f"{CONTEXT_PATTERN}|{metric_value_pattern()}|\\{{|\\pN/\\pN|%\\|"
 
 # -- the loop and the tail -------------------------------------------------------------------
 
-_EPOCH_HEAD_RE = re.compile(r"^\s*Epoch (?P<k>\d+)/(?P<n>\d+)\s*$")
-_EPOCH_FRAC_RE = re.compile(r"(?i)\bepoch\s*[:\[]?\s*(?P<k>\d+)\s*/\s*(?P<n>\d+)")
-_STEP_FRAC_RE = re.compile(
-    r"(?i)\b(?:step|iter(?:ation)?|batch|update|round)\s*[:\[]?\s*(?P<k>\d+)\s*/\s*(?P<n>\d+)"
-)
-_BAR_RES = (
-    re.compile(r"\|\s*(?P<a>\d+)/(?P<b>\d+)\s*\["),  # tqdm
-    re.compile(r"[━╸╺]\s+(?P<a>\d+)/(?P<b>\d+)\b"),  # rich
-    re.compile(r"^\s*(?P<a>\d+)/(?P<b>\d+)\s+(?:━|\[|-\s)"),  # Keras
-)
-_PCT_BAR_RE = re.compile(r"(?P<p>\d{1,3})%\|")
-_NOISE_RE = re.compile(r"Warning\b|warnings\.warn|^\s+warn\(|^\s*\[W[ \d]")
-_DIGIT_RE = re.compile(r"\d")
-_QUOTED_KEY_RE = re.compile(r"""['"](?P<k>[A-Za-z_][\w./\-]*)['"]\s*:\s*['"]?-?[\d.]""")
-_FINAL_WORDS_RE = re.compile(
-    r"(?i)\b(?:final|test|best|total|overall|summary|results?|finished|complete[d]?)\b"
-)
-_EPOCH_DONE_WORDS_RE = re.compile(r"(?i)\b(?:done|end|ended|finished|complete[d]?|summary)\b")
 _TOTAL_RE = re.compile(
     r"(?i)\b(?P<k>num_boost_round|n_estimators|max_epochs|num_train_epochs|num_epochs|n_epochs|"
     r"epochs|max_steps|total_steps|max_iter|max_iters|num_iterations|n_iter|total_iters|"
     r"train_iters|num_steps|max_iterations|Num Epochs|Total optimization steps)['\"]?\s*[:=]\s*"
     r"['\"]?(?P<n>\d[\d,]*)\b"
 )
-
-
-def _fraction(rx: re.Pattern[str], text: str) -> list[int] | None:
-    m = rx.search(text)
-    return [int(m.group(1)), int(m.group(2))] if m else None
-
-
-def _bar(text: str) -> list[int] | None:
-    """``[done, total]`` of a progress bar on the line (``[p, 100]`` for a percentage)."""
-    if "/" in text:
-        for rx in _BAR_RES:
-            m = rx.search(text)
-            if m:
-                return [int(m.group("a")), int(m.group("b"))]
-    if "%|" in text:
-        m = _PCT_BAR_RE.search(text)
-        if m:
-            return [int(m.group("p")), 100]
-    return None
-
-
-def _split_prefix(text: str) -> tuple[str, str]:
-    m = _RANK_PREFIX_RE.match(text)
-    if m is None:
-        return "", text
-    return m.group(0).strip(), text[m.end() :]
 
 
 class StatusParser(BaseParser):
@@ -205,52 +165,103 @@ class StatusParser(BaseParser):
         }
 
     def parse(self, batch: LineBatch, state: State, out: Emitter) -> None:
+        """Read the lines that can matter in order, as if every line were read.
+
+        Outside a traceback (or another multi-line report) only the prefilter's candidates
+        can change anything, except while a traceback is pending: then any line may be the
+        training that forgives it, and the lines between candidates are asked only that
+        (``_resumes``). Inside a traceback every line is read, its frames in a tight loop,
+        the others without the markers when they are no candidates.
+        """
         texts, offsets = batch.texts, batch.offsets
+        st = state
+        n = len(texts)
         lists: dict[str, list[int]] = {}
-
-        def lines(mode: str, pending: bool) -> list[int]:
-            key = f"pending {mode}" if pending else mode
-            got = lists.get(key)
+        training = TrainingLines(batch, METRIC_CANDIDATES)  # that parser's pass, shared
+        i = 0
+        while i < n:
+            mode = self._mode(st)
+            got = lists.get(mode)
             if got is None:
-                got = lists.get(mode)
-                if got is None:
-                    got = lists[mode] = batch.matching(_MODES[mode])
-                if pending:
-                    # a pending traceback is dropped by training lines: claimed ones, or
-                    # ones classify() reads as the loop (status runs last: claims are in)
-                    claimed = out.claimed
-                    mine = [i for i, off in enumerate(offsets) if off in claimed]
-                    got = sorted({*got, *batch.matching(_TRAINING), *mine})
-                lists[key] = got
-            return got
-
-        def picks() -> list[int] | None:
-            st = state
-            if (
-                st["tb"]
-                or st["ignored"]
-                or st["child"] is not None
-                or st["cancel_wrap"] is not None
-                or st["terminate"] is not None
-            ):
-                return None
-            epoch = st["epoch"]
-            if epoch is not None and epoch[0] == epoch[1] and st["keras_done"] < 0:
-                mode = "keras end"
-            elif not st["data"]:
-                mode = "totals"
-            else:
-                mode = "markers"
-            return lines(mode, st["pending"] is not None)
-
-        for i in walk(len(texts), picks):
-            try:
-                self._line(texts[i], offsets[i], state, out)
-            except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
-                out.error(offsets[i], f"status: {type(e).__name__}: {e}", texts[i])
+                got = lists[mode] = batch.matching(_MODES[mode])
+            k = bisect_left(got, i)
+            nxt = got[k] if k < len(got) else n
+            if self._reads_every_line(st):
+                tb = st["tb"].get("")
+                if tb is not None and tb["p"] == "frames":
+                    j = _frames_end(texts, i)
+                    if j > i:  # what _line does to each: count it, end "ignored"
+                        tb["n"] += j - i
+                        st["ignored"] = False
+                        i = j
+                        continue
+                self._read(batch, i, st, out, trainable=i in training, marked=nxt == i)
+                i += 1
+                continue
+            if st["pending"] is not None:
+                self._resumes(batch, i, nxt, training, st, out)
+            if nxt == n:
+                break
+            self._read(batch, nxt, st, out, trainable=nxt in training, marked=True)
+            i = nxt + 1
         if texts and out.last_metric_offset >= offsets[0]:
             state["data"] = True
-        self._scan_tail(batch, state)
+        read_tail(batch, state)
+
+    @staticmethod
+    def _reads_every_line(st: State) -> bool:
+        return bool(
+            st["tb"]
+            or st["ignored"]
+            or st["child"] is not None
+            or st["cancel_wrap"] is not None
+            or st["terminate"] is not None
+        )
+
+    @staticmethod
+    def _mode(st: State) -> str:
+        epoch = st["epoch"]
+        if epoch is not None and epoch[0] == epoch[1] and st["keras_done"] < 0:
+            return "keras end"
+        if not st["data"]:
+            return "totals"
+        return "markers"
+
+    def _read(
+        self, batch: LineBatch, i: int, st: State, out: Emitter, *, trainable: bool, marked: bool
+    ) -> None:
+        text, offset = batch.texts[i], batch.offsets[i]
+        try:
+            self._line(text, offset, st, out, trainable=trainable, marked=marked)
+        except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
+            out.error(offset, f"status: {type(e).__name__}: {e}", text)
+
+    def _resumes(
+        self,
+        batch: LineBatch,
+        start: int,
+        stop: int,
+        training: TrainingLines,
+        st: State,
+        out: Emitter,
+    ) -> None:
+        """What ``_line`` does with the lines ``start:stop``, none of them a candidate, while
+        a traceback is pending: count those that show training resumed (a line a specific
+        parser claimed, or one classify() reads as the loop: status runs last, claims are in)."""
+        texts, offsets = batch.texts, batch.offsets
+        claimed = out.claimed
+        for j in range(start, stop):
+            offset = offsets[j]
+            try:
+                if offset in claimed or (
+                    j in training and is_training(split_rank_prefix(texts[j])[1], st)
+                ):
+                    st["resumed"] += 1
+                    if st["resumed"] >= RESUMED_LINES:
+                        st["pending"] = None
+                        return
+            except Exception as e:  # noqa: BLE001 - as _read
+                out.error(offset, f"status: {type(e).__name__}: {e}", texts[j])
 
     def finalize(self, state: State, out: Emitter, *, idle: bool) -> None:
         if state["child"] is not None:
@@ -282,13 +293,26 @@ class StatusParser(BaseParser):
 
     # -- one line ----------------------------------------------------------------------------
 
-    def _line(self, text: str, offset: int, st: State, out: Emitter) -> None:
+    def _line(
+        self,
+        text: str,
+        offset: int,
+        st: State,
+        out: Emitter,
+        *,
+        trainable: bool = True,
+        marked: bool = True,
+    ) -> None:
+        """Read one line. What the prefilters know spares work: ``trainable=False``, the
+        line is none classify() reads as training (``TrainingLines``); ``marked=False``, it
+        is no candidate of the state's prefilter mode, so no marker (while no failure
+        report awaits its next line) can match it."""
         if not text or text.isspace():
             for tb in st["tb"].values():
                 if tb["p"] == "msg":
                     tb["p"], tb["n"] = "after", 0
             return
-        prefix, body = _split_prefix(text)
+        prefix, body = split_rank_prefix(text)
         if body.startswith(_IGNORED_HEADS):
             st["ignored"] = True
             return
@@ -299,19 +323,24 @@ class StatusParser(BaseParser):
                 st["tb"][prefix] = {"p": "frames", "n": 0, "ignored": ignored}
                 return
         tb = st["tb"].get(prefix)
-        if tb is not None and self._traceback_line(body, offset, prefix, tb, st):
+        if tb is not None and self._traceback_line(body, offset, prefix, tb, st, trainable):
             return
         if st["child"] is not None and self._child_line(body.strip(), offset, st, out):
             return
         # Training resumed after a traceback: a line a specific parser read (it claimed it)
         # or one that looks like the loop.
-        if st["pending"] is not None and (out.is_claimed(offset) or self._is_training(body, st)):
+        if st["pending"] is not None and (
+            out.is_claimed(offset) or (trainable and is_training(body, st))
+        ):
             st["resumed"] += 1
             if st["resumed"] >= RESUMED_LINES:
                 st["pending"] = None
-        self._markers(body, offset, st, out)
+        if marked or st["cancel_wrap"] is not None or st["terminate"] is not None:
+            self._markers(body, offset, st, out)
 
-    def _traceback_line(self, body: str, offset: int, prefix: str, tb: State, st: State) -> bool:
+    def _traceback_line(
+        self, body: str, offset: int, prefix: str, tb: State, st: State, trainable: bool
+    ) -> bool:
         """Feed a line to an open traceback; True when the traceback consumed it."""
         tb["n"] += 1
         phase = tb["p"]
@@ -339,7 +368,7 @@ class StatusParser(BaseParser):
                 tb["n"] <= 200
                 and leading_timestamp(body)[0] is None
                 and not _HINTS(body)
-                and not self._is_training(body, st)
+                and not (trainable and is_training(body, st))
             ):
                 pending = st["pending"]
                 first = tb["n"] == 1 and pending and pending[0] == tb.get("o")
@@ -435,102 +464,31 @@ class StatusParser(BaseParser):
     def _keras(self, body: str, offset: int, st: State, out: Emitter) -> None:
         """``Epoch N/N`` followed by that epoch's full bar: the fit loop reached its end."""
         msg = body.strip()
-        m = _EPOCH_HEAD_RE.match(msg)
+        m = EPOCH_HEAD_RE.match(msg)
         if m:
             st["epoch"] = [int(m.group("k")), int(m.group("n"))]
             return
-        bar = _bar(msg)
-        if bar is None or bar[0] != bar[1] or bar[1] == 0:
+        got = bar(msg)
+        if got is None or got[0] != got[1] or got[1] == 0:
             return
-        epoch = _fraction(_EPOCH_FRAC_RE, msg) or st["epoch"]
+        epoch = fraction(EPOCH_FRAC_RE, msg) or st["epoch"]
         if epoch and epoch[0] == epoch[1] and st["keras_done"] < 0:
             st["keras_done"] = offset
             decide(st, out, "completed", offset, reason=f"final epoch {epoch[0]}/{epoch[1]} done")
 
-    # -- the tail ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _is_training(body: str, st: State) -> bool:
-        kind = classify(body, st)
-        return kind is not None and kind[0] in ("loop", "metric")
-
-    @staticmethod
-    def _scan_tail(batch: LineBatch, st: State) -> None:
-        """Classify the batch's last meaningful line (a loop line or a clean-end line)."""
-        texts, offsets = batch.texts, batch.offsets
-        found = -1
-        for i in range(len(texts) - 1, max(-1, len(texts) - 1 - TAIL_SCAN_LINES), -1):
-            kind = classify(texts[i], st)
-            if kind is None:
-                continue
-            if kind[0] != "end":
-                st["data"] = True
-            if kind[0] == "metric":
-                continue  # values printed after a loop line belong to that loop
-            st["last"] = [kind[0], offsets[i], kind[1]]
-            found = i
-            break
-        if found > 0 and not st["data"]:
-            for j in range(found - 1, max(-1, found - 1 - TAIL_SCAN_LINES), -1):
-                kind = classify(texts[j], st)
-                if kind is not None and kind[0] != "end":
-                    st["data"] = True
-                    return
-
-
-def classify(text: str, st: State) -> tuple[str, bool] | None:
-    """``(kind, reached)`` of a line: ``loop`` (a step/epoch line or a progress bar;
-    ``reached`` when it shows the loop's declared end), ``metric`` (values without a
-    counter), ``end`` (anything else), or ``None`` for noise (blank lines, warnings)."""
-    if not text or text.isspace():
-        return None
-    _, body = _split_prefix(text)
-    if _NOISE_RE.search(body):
-        return None
-    msg = strip_log_prefix(body).strip()
-    if not msg or not _DIGIT_RE.search(msg):
-        return ("end", False) if msg else None
-    bar = _bar(msg)
-    if bar is not None:
-        epoch = _fraction(_EPOCH_FRAC_RE, msg) or st.get("epoch")
-        return "loop", bar[0] >= bar[1] and (epoch is None or epoch[0] >= epoch[1])
-    if _EPOCH_HEAD_RE.match(msg):
-        return "loop", False
-    if msg.startswith("{"):
-        keys = [k.group("k") for k in _QUOTED_KEY_RE.finditer(msg)]
-        metric = any(is_metric_name(k) for k in keys)
-        if metric and any(step_kind(k) for k in keys):
-            return "loop", False
-        if metric and not _FINAL_WORDS_RE.search(msg):
-            return "metric", False
-        return "end", False
-    norm = normalize_message(msg)
-    step, epoch = find_context(norm)
-    pairs = [p for p in message_pairs(norm) if p.unit != "/" and not step_kind(p.key)]
-    if step is not None or epoch is not None:
-        if pairs:
-            return "loop", _reached(msg, step, epoch, st.get("totals") or {})
-        return "end", False
-    if any(is_metric_name(p.key) for p in pairs) and not _FINAL_WORDS_RE.search(msg):
-        return "metric", False
-    return "end", False
-
-
-def _reached(msg: str, step: int | None, epoch: float | None, totals: dict[str, int]) -> bool:
-    """Whether a loop line shows the loop's last iteration."""
-    efrac = _fraction(_EPOCH_FRAC_RE, msg)
-    sfrac = _fraction(_STEP_FRAC_RE, msg)
-    if sfrac is not None:
-        return sfrac[0] >= sfrac[1] and (efrac is None or efrac[0] >= efrac[1])
-    if efrac is not None:
-        if efrac[0] < efrac[1]:
-            return False
-        return step is None or bool(_EPOCH_DONE_WORDS_RE.search(msg))
-    if epoch is not None and step is None and "epoch" in totals:
-        return epoch >= totals["epoch"] - 1
-    if step is not None and "step" in totals:
-        return step >= totals["step"] - 1
-    return bool(_FINAL_WORDS_RE.search(msg))
+def _frames_end(texts: list[str], i: int) -> int:
+    """The end of the run of traceback frame lines (``  File "x.py", line 3, in f``, the
+    code under it, rich's boxed frames) from ``i``: lines that cannot open a traceback
+    (no ``Traceback (most recent call last)``) nor close a message (not blank), so all an
+    open traceback's frames phase does with them is count them."""
+    n = len(texts)
+    while i < n:
+        text = texts[i]
+        if not text.startswith(_FRAME_START) or text.isspace() or _TB_HEAD in text:
+            return i
+        i += 1
+    return i
 
 
 PARSERS = [StatusParser()]
