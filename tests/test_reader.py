@@ -318,3 +318,54 @@ def test_property_resume_from_end_offset_while_file_grows(
     whole, whole_offs, _, _ = collect(read_lines(path, chunk=chunk))
     assert first + second == whole
     assert first_offs + second_offs == whole_offs
+
+
+def test_crlf_after_many_redraw_returns_is_still_stripped(tmp_path: Path) -> None:
+    # tqdm's bare ``\r`` redraws come first in the chunk; the one CRLF line is far after them.
+    bars = b"".join(b"\rstep %d/100" % i for i in range(100)) + b"\n"
+    body = bars * 50 + b"done\r\n" + b"tail\n"
+    path = tmp_path / "bars.log"
+    path.write_bytes(body)
+    lines, _, _, _ = collect(read_lines(path))
+    assert lines[-2:] == [b"done", b"tail"]
+    assert lines[:50] == [bars[:-1]] * 50  # a bare \r inside a line is kept for cleanup
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"xy"]), max_size=40), st.integers(1, 9)
+)
+def test_crlf_stripping_matches_a_line_by_line_reading(
+    tmp_path: Path, parts: list[bytes], chunk: int
+) -> None:
+    data = b"".join(parts) + b"\n"
+    path = tmp_path / "crlf.log"
+    path.write_bytes(data)
+    lines, _, _, _ = collect(read_lines(path, chunk=chunk))
+    assert lines == [line.removesuffix(b"\r") for line in data.split(b"\n")[:-1]]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"a", b"bc", b"\r", b"\n", b"\r\n", b"\x1b[1m", b"\x08", b"\x00", b"\xe2\x94\x81"]
+        ),
+        max_size=60,
+    ),
+    st.integers(1, 12),
+    st.integers(4, 9),
+)
+def test_control_lines_list_every_line_cleanup_must_read(
+    tmp_path: Path, parts: list[bytes], chunk: int, max_line: int
+) -> None:
+    from loglake.tail.cleanup import clean_lines
+
+    path = tmp_path / "ctl.log"
+    path.write_bytes(b"".join(parts))
+    for rb in read_lines(path, chunk=chunk, max_line=max_line, final=True):
+        dirty = [i for i, line in enumerate(rb.lines) if any(c in line for c in b"\x1b\r\x08")]
+        if rb.controls is not None:
+            assert set(dirty) <= set(rb.controls)
+            assert rb.controls == sorted(rb.controls)
+        assert clean_lines(rb.lines, rb.controls) == clean_lines(rb.lines)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress
 from typing import Any
 
 import pyarrow as pa
@@ -229,15 +230,21 @@ def index_file(
 
     def consume(decoded: Any) -> None:
         nonlocal lines_total
-        texts, flags = clean_lines(decoded.lines)
+        texts, flags = clean_lines(decoded.lines, decoded.controls)
         for g in decoded.gaps:
             gaps.append((g.kind, g.offset, g.bytes, g.detail))
         redraws: RedrawStates | None = None
-        if any(flags):
+        # Few lines carry a flag: visit only those (C-level ``compress``), not every line.
+        flagged = list(compress(range(len(flags)), flags))
+        if flagged:
             redrawn: list[int] = []
-            for i, (off, fl) in enumerate(zip(decoded.offsets, flags, strict=True)):
+            offsets = decoded.offsets
+            for i in flagged:
+                fl = flags[i]
                 if fl & FLAG_INVALID_UTF8:
-                    gaps.append(("invalid_utf8", off, 0, "decoded with replacement characters"))
+                    gaps.append(
+                        ("invalid_utf8", offsets[i], 0, "decoded with replacement characters")
+                    )
                 if fl & FLAG_REDRAWN:
                     redrawn.append(i)
             if redrawn:
@@ -276,7 +283,8 @@ def index_file(
 def _clip(rb: ReadBatch, stop_at: int) -> ReadBatch:
     keep = sum(1 for o in rb.offsets if o < stop_at)
     gaps = [g for g in rb.gaps if g.offset < stop_at]
-    return ReadBatch(rb.lines[:keep], rb.offsets[:keep], stop_at, gaps)
+    controls = None if rb.controls is None else [i for i in rb.controls if i < keep]
+    return ReadBatch(rb.lines[:keep], rb.offsets[:keep], stop_at, gaps, controls)
 
 
 def file_mtime(path: str) -> float:

@@ -43,6 +43,8 @@ class DecodedBatch:
     streams: list[str | None]
     gaps: list[Gap] = field(default_factory=list)
     end_offset: int | None = None
+    #: the reader's ``ReadBatch.controls`` when lines pass through unchanged (plain logs)
+    controls: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -204,6 +206,8 @@ class EnvelopeDecoder:
         if batch.gaps:
             out.gaps[:0] = batch.gaps
         out.end_offset = batch.end_offset
+        if self.kind == PLAIN:
+            out.controls = batch.controls
         return out
 
     def decode_lines(self, lines: list[bytes]) -> list[bytes]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _RAW_READ = 1 << 16
 _INC = (1).__add__  # line length + its newline, for C-level offset accumulation
+_CONTROL_BYTES = (b"\x1b", b"\r", b"\x08")  # what ``cleanup`` acts on
 
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -48,6 +50,9 @@ class ReadBatch:
     offsets: list[int]
     end_offset: int
     gaps: list[Gap] = field(default_factory=list)
+    #: indices (ascending) of the lines that may hold a terminal control byte (ESC, CR,
+    #: BS), found in the chunk the lines were split from; None: not looked for
+    controls: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -231,12 +236,14 @@ def _split(
             line = carry.finish(gaps)
             lines[0] = line[:-1] if line[-1:] == b"\r" else line
             offsets[0] = carry.offset
+        controls, returns = _control_lines(data, last, offsets, pos, bool(first))
         if first <= last:
-            _repair(data, first, last, lines, offsets, 1 if first else 0, max_line, gaps)
+            k0 = 1 if first else 0
+            _repair(data, first, last, lines, offsets, k0, max_line, gaps, returns)
         pos += len(data)
         carry.reset(pos - len(rest))
         carry.add(rest)
-        yield ReadBatch(lines, offsets, pos - len(rest), gaps)
+        yield ReadBatch(lines, offsets, pos - len(rest), gaps, controls)
 
     gaps = []
     if stream is not None and stream.problem:
@@ -251,6 +258,31 @@ def _split(
         yield ReadBatch([line], [carry.offset], carry.offset + size, gaps)
     elif gaps:
         yield ReadBatch([], [], carry.offset, gaps)
+
+
+def _control_lines(
+    data: bytes, last: int, offsets: list[int], base: int, joined_first: bool
+) -> tuple[list[int], list[int]]:
+    """Indices of the lines of ``data[:last]`` holding ESC, CR or BS, and of those holding
+    a CR (the chunk starts at file offset ``base``).
+
+    One ``find`` per such line and byte, in the chunk the reader has anyway: cleanup then
+    looks at these lines only instead of joining the batch again to search it, and only a
+    line with a CR can end with one (CRLF). A first line joined from earlier chunks is
+    always listed: its head is not in ``data``.
+    """
+    found: set[int] = {0} if joined_first else set()
+    returns: list[int] = []
+    n = len(offsets)
+    for byte in _CONTROL_BYTES:
+        hits = returns if byte == b"\r" else []
+        j = data.find(byte, 0, last)
+        while j != -1:
+            k = bisect_right(offsets, base + j) - 1
+            hits.append(k)
+            j = data.find(byte, offsets[k + 1] - base, last) if k + 1 < n else -1
+        found.update(hits)
+    return sorted(found), returns
 
 
 def _has_long_line(data: bytes, lo: int, hi: int, max_line: int) -> bool:
@@ -277,8 +309,12 @@ def _repair(
     k0: int,
     max_line: int,
     gaps: list[Gap],
+    returns: list[int],
 ) -> None:
-    """Fix ``lines[k0:]`` (they lie in ``data[lo:hi]``): long lines, NUL bytes, CRLF."""
+    """Fix ``lines[k0:]`` (they lie in ``data[lo:hi]``): long lines, NUL bytes, CRLF.
+
+    ``returns`` lists the lines holding a CR: only those can end with one.
+    """
     if data.find(b"\x00", lo, hi) != -1 or _has_long_line(data, lo, hi, max_line):
         builder = LineBuilder(max_line)
         for k in range(k0, len(lines)):
@@ -288,7 +324,7 @@ def _repair(
                 builder.add(line)
                 line = builder.finish(gaps)
             lines[k] = line[:-1] if line[-1:] == b"\r" else line
-    elif data.find(b"\r", lo, hi) != -1 and (
-        data[hi - 1 : hi] == b"\r" or data.find(b"\r\n", lo, hi) != -1
-    ):
-        lines[k0:] = [line[:-1] if line[-1:] == b"\r" else line for line in lines[k0:]]
+    else:
+        for k in returns:
+            if k >= k0 and lines[k][-1:] == b"\r":
+                lines[k] = lines[k][:-1]
