@@ -279,3 +279,24 @@ def test_compaction_keeps_rows_and_the_writers_position(tmp_path: Path) -> None:
     # The app transaction survives compaction, so a replay after it still skips.
     assert DeltaTable(f"{lake}/metrics").transaction_version("loglake:w1") == 5
     assert LakeWriter(lake, tmp_path / "state2", "w1").last_seq == 5
+
+
+def test_a_replayed_spool_restores_the_checkpoint_exactly(tmp_path: Path) -> None:
+    # Parser states ride in the spool manifest: NaN, non-ASCII text, huge ints, nesting.
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    entry = {
+        "offset": 10,
+        "parsers": {
+            "p": {"state": {"ctx": {"epoch": float("nan"), "best": float("inf")}, "n": 2**70}},
+            "q": {"state": {"seen": {"/ckpt/é—模型.pt": "checkpoint", "x\u2028y": None}}},
+        },
+        "summaries": {"": {"decisive": ["completed", "done", None, 3786596], "end": 1.5e16}},
+    }
+    writer = LakeWriter(str(lake), state, "w1")
+    seq = writer.last_seq + 1
+    tables = {n: conform(n, t) for n, t in flush_tables(1).items()}
+    writer._spool(seq, tables, {"src": entry})  # a flush that crashed right after spooling
+    assert LakeWriter(str(lake), state, "w1").recover() == 1
+    got = CheckpointStore(state).get("src")
+    assert json.dumps(got, sort_keys=True) == json.dumps(entry, sort_keys=True)
+    assert_exactly_once(lake, 1)

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
+from pydantic_core import PydanticSerializationError, to_json
 
 from loglake.errors import LakeError
 from loglake.lake.checkpoint import CheckpointStore, StateDirError
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 
 CRASH_ENV = "LOGLAKE_CRASH_AT"
 SPOOL_VERSION = 1
+# A spool entry lives for one commit: LZ4 writes it ~2.5x faster than zstd (a few MB more
+# per flush on disk). The codec is recorded in each IPC file, so older zstd entries replay.
+SPOOL_COMPRESSION = "lz4"
 _MANIFEST = "checkpoint.json"
 _warned_unknown: set[tuple[str, str]] = set()
 
@@ -203,7 +207,7 @@ class LakeWriter:
             tmp.mkdir()
             for name, table in data.items():
                 path = tmp / f"{name}.arrow"
-                options = pa.ipc.IpcWriteOptions(compression="zstd")
+                options = pa.ipc.IpcWriteOptions(compression=SPOOL_COMPRESSION)
                 with (
                     pa.OSFile(str(path), "wb") as sink,
                     pa.ipc.new_file(sink, table.schema, options=options) as ipc,
@@ -217,7 +221,7 @@ class LakeWriter:
                 "tables": sorted(data),
                 "checkpoint": update,
             }
-            (tmp / _MANIFEST).write_text(json.dumps(manifest))
+            (tmp / _MANIFEST).write_bytes(_json_bytes(manifest))
             fsync_file(tmp / _MANIFEST)
             fsync_dir(tmp)
             crash_point("before_spool_rename")
@@ -292,9 +296,19 @@ class LakeWriter:
         return complete, torn
 
 
+def _json_bytes(obj: Any) -> bytes:
+    """JSON that ``json.loads`` reads back as ``json.dumps`` would write it, ~5x faster
+    (pydantic's Rust serializer): a manifest holds the parser states, megabytes on a long
+    log. What pydantic cannot serialize gets ``json.dumps``'s own error."""
+    try:
+        return to_json(obj, inf_nan_mode="constants")
+    except PydanticSerializationError:
+        return json.dumps(obj).encode()
+
+
 def _read_manifest(entry: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads((entry / _MANIFEST).read_text())
+        manifest = json.loads((entry / _MANIFEST).read_bytes())
     except (OSError, ValueError) as exc:
         raise StateDirError(
             f"spool entry {entry} is complete but unreadable: {exc}",

@@ -99,13 +99,13 @@ class FileParsers:
 
     def _run(self, p: Parser, batch: LineBatch, out: Emitter, batch_mark: dict[str, Any]) -> None:
         state = self.states[p.name]
-        saved = _copy(state)
+        saved = _Saved(state)
         mark = _mark(out)
         try:
             p.parse(batch, state, out)
         except Exception:  # noqa: BLE001 - replayed line by line below
             _rollback(out, mark, batch_mark)
-            self.states[p.name] = saved
+            self.states[p.name] = saved.restore()
             self._replay_lines(p, batch, out, batch_mark)
             return
         errors = self._cap_rows(p, out, mark)
@@ -125,13 +125,13 @@ class FileParsers:
                 {0: batch.redraws[i]} if batch.redraws and i in batch.redraws else None,
             )
             state = self.states[p.name]
-            saved = _copy(state)
+            saved = _Saved(state)
             mark = _mark(out)
             try:
                 p.parse(one, state, out)
             except Exception as e:  # noqa: BLE001
                 _rollback(out, mark, batch_mark)
-                self.states[p.name] = saved
+                self.states[p.name] = saved.restore()
                 self._error_row(p, out, one.offsets[0], f"parse() raised {_describe(e)}", text)
                 self._judge(p, out, 1, 1, one.offsets[0])
             else:
@@ -192,12 +192,57 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}{where}"
 
 
-def _copy(state: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of a JSON-able state (pickle round trip: ~3x faster than deepcopy)."""
-    try:
-        return pickle.loads(pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return copy.deepcopy(state)
+class _Saved:
+    """A parser state as it was before a call, for the rare call that raises.
+
+    A deep copy: states are JSON-able trees, and a dict or list whose items are all
+    immutable atoms copies in one C call (``dict.copy``), where pickling it walks every
+    item twice. That matters because some states keep every path or key a file has shown
+    (megabytes on a long log) and one is saved per parser and batch. A state holding
+    anything else is pickled (or deep-copied when pickle refuses).
+    """
+
+    __slots__ = ("_pickled", "_tree")
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._pickled: bytes | None = None
+        try:
+            self._tree: Any = _copy_tree(state)
+            return
+        except _NotATree:
+            pass
+        try:
+            self._pickled = pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            self._tree = copy.deepcopy(state)
+
+    def restore(self) -> dict[str, Any]:
+        """The saved state (call once: the copy itself is handed back)."""
+        if self._pickled is not None:
+            return pickle.loads(self._pickled)
+        return self._tree
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+class _NotATree(Exception):
+    """A state holds something besides dicts, lists and atoms."""
+
+
+def _copy_tree(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        if _ATOMS.issuperset(map(type, value.values())):
+            return value.copy()
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if kind is list:
+        if _ATOMS.issuperset(map(type, value)):
+            return value.copy()
+        return [_copy_tree(v) for v in value]
+    if kind in _ATOMS:
+        return value
+    raise _NotATree(kind.__name__)
 
 
 def _mark(out: Emitter) -> dict[str, Any]:
