@@ -10,7 +10,8 @@ import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from loglake import __version__
 from loglake.errors import ExitCode, LoglakeError
@@ -44,17 +45,29 @@ def _config(args: argparse.Namespace):
     return cfg
 
 
-def cmd_index(args: argparse.Namespace) -> int:
+@contextmanager
+def _index_progress(enabled: bool) -> Iterator[Callable[[int, int, int, int], None] | None]:
+    """The progress bar's update callback, or None: rich (~25 ms to import) is loaded only
+    when a bar is drawn, i.e. not with ``-q`` nor when stderr is not a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
     from loglake.cli_progress import IndexProgress
+
+    with IndexProgress() as bar:
+        yield bar.update
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from loglake.index.pandas_probe import skip_pandas_probe
     from loglake.index.runner import print_failures, run_index
 
+    skip_pandas_probe()  # this process indexes only: pandas would be imported for nothing
     cfg = _config(args)
     if args.state_dir:
         cfg.state_dir = args.state_dir
-    with IndexProgress(enabled=not args.quiet) as bar:
-        report = run_index(
-            cfg, args.paths, jobs=args.jobs, finished=args.finished, progress=bar.update
-        )
+    with _index_progress(not args.quiet) as update:
+        report = run_index(cfg, args.paths, jobs=args.jobs, finished=args.finished, progress=update)
     print_failures(report)
     if not args.quiet:
         print(f"loglake: {report.summary()}", file=sys.stderr)

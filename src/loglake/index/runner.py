@@ -24,8 +24,10 @@ import pyarrow as pa
 
 from loglake.config import Config, parse_duration
 from loglake.errors import LoglakeError
+from loglake.index.collector import fewer_collections, index_thresholds
 from loglake.index.discover import discover
 from loglake.index.job import ChunkResult, FileTask, index_file
+from loglake.index.pandas_probe import skip_pandas_probe
 from loglake.index.sniff import read_head
 from loglake.lake.checkpoint import CheckpointStore, StateLock
 from loglake.lake.writer import LakeWriter
@@ -188,6 +190,8 @@ def use_system_allocator() -> None:
 def _worker_init(config: Config, routed: set[str], q: Any) -> None:
     logging.basicConfig(level=logging.WARNING, format="loglake: %(message)s")
     use_system_allocator()
+    index_thresholds()
+    skip_pandas_probe()
     _WORKER["registry"] = _registry_for(config, routed)
     _WORKER["queue"] = q
 
@@ -276,7 +280,10 @@ def run_index(
         )
         writer.recover()
         try:
-            _index(config, args, jobs, finished, progress, report, store, stager, writer, routed)
+            with fewer_collections():
+                _index(
+                    config, args, jobs, finished, progress, report, store, stager, writer, routed
+                )
         finally:
             stager.cleanup()
     report.seconds = time.monotonic() - started
