@@ -349,6 +349,24 @@ def test_artifacts_and_their_kinds(tmp_path: Path) -> None:
     ]
 
 
+def test_artifact_memory_stays_bounded_on_a_long_log() -> None:
+    """A checkpoint path per save must not grow the checkpointed state with the log: past
+    SEEN_CAP paths the oldest half is forgotten, and every new path is still reported."""
+    from loglake.parse.bounded import SEEN_CAP
+
+    parser = ArtifactsParser()
+    state = parser.new_state()
+    out = Emitter()
+    n = SEEN_CAP + SEEN_CAP // 2 + 10
+    texts = [f"Saved checkpoint to /ckpt/step-{i}.pt" for i in range(n)]
+    for start in range(0, n, 5000):
+        part = texts[start : start + 5000]
+        parser.parse(LineBatch(part, list(range(start, start + len(part)))), state, out)
+        assert len(state["seen"]) <= SEEN_CAP
+    assert len(out.tables()["artifacts"].data["path"]) == n
+    assert f"/ckpt/step-{n - 1}.pt" in state["seen"] and "/ckpt/step-0.pt" not in state["seen"]
+
+
 def test_artifact_kind() -> None:
     assert artifact_kind("Saved ", "runs/exp/weights/best.pt") == "model"
     assert artifact_kind("Saving ", "out/step-100/") == "checkpoint"

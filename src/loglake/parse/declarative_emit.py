@@ -14,13 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from loglake.parse import timestamps
+from loglake.parse.bounded import remember
 from loglake.parse.declarative_compile import CompiledRule, Position
 from loglake.parse.declarative_template import LINE, Template
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
 from loglake.parse.values import to_int, to_number
-
-SEEN_CAP = 20_000  # bound on the once/sub-run memory kept in the JSON state
 
 Getter = Callable[[str], str | None]
 # (match, line after the log prefix, raw line, offset, line ts, state, out, rows) -> emitted
@@ -77,16 +76,8 @@ def first_time(st: dict[str, Any], sig: str) -> bool:
     seen: dict[str, int] = st["seen"]
     if sig in seen:
         return False
-    if len(seen) >= SEEN_CAP:
-        forget_half(seen)
-    seen[sig] = 1
+    remember(seen, sig)
     return True
-
-
-def forget_half(seen: dict[str, int]) -> None:
-    """Drop the oldest half of the once= memory (dicts keep insertion order)."""
-    for old in list(seen)[: SEEN_CAP // 2]:
-        del seen[old]
 
 
 def declare_sub(
@@ -422,9 +413,7 @@ def _metric_runner(rule: CompiledRule, share_context: bool = True) -> Runner:
                     sig = head + key + tail
                     if sig in seen:
                         continue
-                    if len(seen) >= SEEN_CAP:
-                        forget_half(seen)
-                    seen[sig] = 1
+                    remember(seen, sig)
                 if ts_pending:
                     ts, ts_pending = line_ts(raw), False
                 add_sub(sub)

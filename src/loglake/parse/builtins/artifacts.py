@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
+from loglake.parse.bounded import remember
 from loglake.parse.prefilter import any_literal
 from loglake.parse.records import Emitter
 from loglake.parse.run_details import detail_lines
@@ -143,7 +144,7 @@ class ArtifactsParser(BaseParser):
         path, kind = got
         if state["seen"].get(path) == kind:
             return
-        state["seen"][path] = kind
+        remember(state["seen"], path, kind)
         out.artifact(path, batch.offsets[i], kind=kind)
 
 
