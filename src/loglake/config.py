@@ -138,7 +138,7 @@ class IndexConfig(_Model):
     #: a log not modified for this long is finished (its job ended)
     job_end_timeout: str = "5m"
     #: flush to the lake when this many records are buffered
-    flush_records: int = Field(200_000, ge=1)
+    flush_records: int = Field(100_000, ge=1)
     #: an object store that does not answer is retried (with backoff) this long, then the
     #: URL is reported as failed; `loglake watch` retries on its next poll instead
     object_retry: str = "60s"
