@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
@@ -417,11 +418,23 @@ class FactsParser(BaseParser):
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts, offsets = batch.texts, batch.offsets
         self._times(batch, state, out)
-        for i in detail_lines(batch, _candidates(state["seen"])):
+        seen = state["seen"]
+        pattern = _candidates(seen)
+        lines = detail_lines(batch, pattern)
+        k = 0
+        while k < len(lines):
+            i = lines[k]
+            k += 1
+            known = len(seen)
             try:
                 self._line(batch.message(i), offsets[i], state, out)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
                 out.error(offsets[i], f"facts: {type(e).__name__}: {e}", texts[i])
+            if len(seen) != known and (now := _candidates(seen)) != pattern:
+                # a rule group just became fully known: the rest of the batch is picked
+                # again without its hints (a fresh file's first batch is often all of it)
+                pattern, lines = now, detail_lines(batch, now)
+                k = bisect_right(lines, i)
 
     def finalize(self, state: dict[str, Any], out: Emitter, *, idle: bool) -> None:
         end = state["end"]
