@@ -79,7 +79,9 @@ def _metrics(con: Any, run_ids: list[str]) -> list[tuple[str, float, int | None,
     ).fetchall()
 
 
-def _step_ok(truth: dict[str, Any], m: dict[str, Any], step: int | None, epoch: float | None) -> bool:
+def _step_ok(
+    truth: dict[str, Any], m: dict[str, Any], step: int | None, epoch: float | None
+) -> bool:
     fmt = truth.get("log_format", {})
     if m.get("step") is None:
         return True
@@ -108,7 +110,8 @@ def test_every_printed_metric_is_found(lake: Any, case: str) -> None:
         if m.get("step") is None:  # summary lines print with their own (often fewer) decimals
             tol = max(tol, 0.5e-4 + 1e-12)
         hit = [
-            r for r in rows
+            r
+            for r in rows
             if r[0] in keys and abs(r[1] - m["value"]) <= tol and _step_ok(truth, m, r[2], r[3])
         ]
         if not hit:
@@ -120,7 +123,7 @@ def test_every_printed_metric_is_found(lake: Any, case: str) -> None:
 def test_no_duplicate_metric_points(lake: Any, case: str) -> None:
     run = _main_run(lake, case)
     dups = lake.sql(
-        "SELECT key, step, epoch, \"offset\", count(*) c FROM metrics WHERE run_id = ? "
+        'SELECT key, step, epoch, "offset", count(*) c FROM metrics WHERE run_id = ? '
         "GROUP BY ALL HAVING c > 1",
         params=[run["run_id"]],
     ).fetchall()
@@ -177,7 +180,9 @@ def test_printed_params_are_found(lake: Any, case: str) -> None:
     ).fetchall():
         got.setdefault(k, []).append(v)
     wrong = {
-        k: (v, got.get(k)) for k, v in expected.items() if not any(_same(v, g) for g in got.get(k, []))
+        k: (v, got.get(k))
+        for k, v in expected.items()
+        if not any(_same(v, g) for g in got.get(k, []))
     }
     assert not wrong, f"{case}: params missing or wrong: {wrong}"
 
@@ -195,7 +200,9 @@ def test_optuna_one_run_per_trial(lake: Any) -> None:
     truth = _truth("optuna_study")
     runs = _runs_of(lake, "optuna_study")
     parent = _main_run(lake, "optuna_study")
-    trials = {r["run"].rsplit("/", 1)[-1]: r for r in runs if r["parent_run_id"] == parent["run_id"]}
+    trials = {
+        r["run"].rsplit("/", 1)[-1]: r for r in runs if r["parent_run_id"] == parent["run_id"]
+    }
     assert len(trials) == len(truth["trials"])
     for t in truth["trials"]:
         r = trials.get(f"trial-{t['number']}")
@@ -203,7 +210,9 @@ def test_optuna_one_run_per_trial(lake: Any) -> None:
         want = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}[t["state"]]
         assert r["status"] == want, (t["number"], r)
         params = dict(
-            lake.sql("SELECT key, value FROM params WHERE run_id = ?", params=[r["run_id"]]).fetchall()
+            lake.sql(
+                "SELECT key, value FROM params WHERE run_id = ?", params=[r["run_id"]]
+            ).fetchall()
         )
         if t["state"] != "COMPLETE":
             continue  # Optuna prints no parameters for pruned trials
@@ -216,8 +225,10 @@ def test_optuna_one_run_per_trial(lake: Any) -> None:
         ), (t["number"], vals)
     # All trials are grouped under one experiment, discoverable from the parent.
     exps = {
-        e for (e,) in lake.sql(
-            "SELECT DISTINCT experiment FROM runs WHERE parent_run_id = ?", params=[parent["run_id"]]
+        e
+        for (e,) in lake.sql(
+            "SELECT DISTINCT experiment FROM runs WHERE parent_run_id = ?",
+            params=[parent["run_id"]],
         ).fetchall()
     }
     assert len(exps) == 1

@@ -21,7 +21,13 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
     e = {**os.environ, **(env or {})}
     e.pop("LOGLAKE_CONFIG", None)
     return subprocess.run(
-        [*LOGLAKE, *args], cwd=cwd, capture_output=True, text=True, env=e, timeout=300
+        [*LOGLAKE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=300,
+        check=False,
     )
 
 
@@ -119,7 +125,9 @@ def test_bad_inputs_name_the_file_and_the_rest_goes_on(work: Path) -> None:
     assert [x["value"] for x in losses] == [0.25, 0.125]
     gaps = sql(work, "SELECT kind, source_path FROM gaps")
     assert any(g["kind"] == "long_line" and g["source_path"].endswith("long.log") for g in gaps)
-    assert any(g["kind"] == "invalid_utf8" and g["source_path"].endswith("latin1.log") for g in gaps)
+    assert any(
+        g["kind"] == "invalid_utf8" and g["source_path"].endswith("latin1.log") for g in gaps
+    )
 
 
 def test_validate_exits_78_naming_key_and_fix(tmp_path: Path) -> None:

@@ -180,6 +180,7 @@ def run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
+        check=False,
         env=env,
         timeout=120,
     )
@@ -248,7 +249,10 @@ def test_commit_replays_a_pending_spool_first(tmp_path: Path) -> None:
     script = tmp_path / "next_flush.py"
     script.write_text(NEXT_FLUSH.format(tests=str(Path(__file__).parent)))
     done = subprocess.run(
-        [sys.executable, str(script), str(lake), str(state)], capture_output=True, text=True
+        [sys.executable, str(script), str(lake), str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert_exactly_once(lake, 4)

@@ -291,8 +291,10 @@ def test_the_daemon_archives_finished_logs_on_its_scheduler(tmp_path: Path) -> N
     proc = start(config)
     try:
         wait_for(
-            lambda: (tmp_path / "lake" / "logs").exists()
-            and lake_rows(tmp_path / "lake", "SELECT state FROM logs WHERE state = 'archived'"),
+            lambda: (
+                (tmp_path / "lake" / "logs").exists()
+                and lake_rows(tmp_path / "lake", "SELECT state FROM logs WHERE state = 'archived'")
+            ),
             timeout=60,
             what="an archived log row",
         )

@@ -27,7 +27,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", help="config file (TOML); default: $LOGLAKE_CONFIG or built-in")
+    p.add_argument(
+        "-c", "--config", help="config file (TOML); default: $LOGLAKE_CONFIG or built-in"
+    )
     p.add_argument("--lake", help="lake location (folder or s3://…); overrides the config")
 
 
@@ -85,7 +87,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     query = args.query if args.query != "-" else sys.stdin.read()
     try:
         rel = con.sql(query)
-    except Exception as e:  # duckdb raises many types; all are the user's SQL
+    except Exception as e:  # noqa: BLE001 - duckdb raises many types; all are the user's SQL
         raise LoglakeError(
             f"SQL error: {str(e).splitlines()[0]}",
             fix="tables: runs, params, metrics, metric_summary, packages, datasets, artifacts, "
@@ -106,8 +108,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     reg = registry_for(cfg)
     where = path or "built-in defaults"
     print(
-        f"{where}: ok — lake {cfg.lake}, {len(cfg.sources)} source(s), "
-        f"{len(reg.entries)} parser(s)"
+        f"{where}: ok — lake {cfg.lake}, {len(cfg.sources)} source(s), {len(reg.entries)} parser(s)"
     )
     for err in reg.broken.values():
         print(f"warning: {err}", file=sys.stderr)
@@ -139,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     sq = sub.add_parser("sql", help="run SQL over the lake (DuckDB)")
     sq.add_argument("query", help="SQL text, or - to read it from stdin")
     sq.add_argument("-f", "--format", choices=["table", "csv", "json", "parquet"], default="table")
-    sq.add_argument("-o", "--output", help="write to this file (required for parquet on a terminal)")
+    sq.add_argument(
+        "-o", "--output", help="write to this file (required for parquet on a terminal)"
+    )
     _add_config(sq)
     sq.set_defaults(func=cmd_sql)
 

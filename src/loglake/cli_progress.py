@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -23,7 +24,7 @@ class IndexProgress:
         self._task = None
         self._total = 0
 
-    def __enter__(self) -> IndexProgress:
+    def __enter__(self) -> Self:
         if self.enabled:
             self._progress = Progress(
                 TextColumn("[bold]indexing"),

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from loglake.errors import ExitCode, LoglakeError
 from loglake.lake.durable import atomic_write_json
@@ -199,7 +199,7 @@ class StateLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> StateLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

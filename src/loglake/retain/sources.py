@@ -283,7 +283,6 @@ class SourceAccess:
         return fs.open(key, "rb")
 
 
-
 def display_name(path: str) -> str:
     return posixpath.basename(path.rstrip("/")) or path
 
