@@ -328,6 +328,7 @@ def stage_times(log: Path, mb: float, work: Path) -> None:
     """
     from loglake.config import load_config
     from loglake.index import job, runner
+    from loglake.index.pandas_probe import skip_pandas_probe
     from loglake.lake import writer
     from loglake.tail import cleanup
 
@@ -386,6 +387,7 @@ def stage_times(log: Path, mb: float, work: Path) -> None:
         return reg
 
     runner._registry_for = registry_for
+    skip_pandas_probe()  # as `loglake index` does: pyarrow's first pa.array would import pandas
     cfg = load_config(None)
     cfg.lake = str(work / "stages-lake")
     shutil.rmtree(cfg.lake, ignore_errors=True)
