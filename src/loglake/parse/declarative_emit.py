@@ -3,7 +3,7 @@
 ``runner`` builds, per rule, the function the hot path calls with a match. Metric rules get
 a specialised one: every group lookup resolved ahead of time, step/epoch/sub computed once
 per line instead of once per value, ``float()`` straight on ``{NUMBER}`` groups, and values
-appended straight onto the Emitter's columns (``MetricRows``).
+appended straight onto the Emitter's columns (``records.MetricRows``, re-exported here).
 The other kinds are rare and go through the generic ``EMIT`` functions.
 """
 
@@ -17,14 +17,13 @@ from loglake.parse import timestamps
 from loglake.parse.bounded import remember
 from loglake.parse.declarative_compile import CompiledRule, Position
 from loglake.parse.declarative_template import LINE, Template
-from loglake.parse.records import Emitter
+from loglake.parse.records import Emitter, MetricRows
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
 from loglake.parse.values import to_int, to_number
 
 Getter = Callable[[str], str | None]
 # (match, line after the log prefix, raw line, offset, line ts, state, out, rows) -> emitted
-Runner = Callable[[Any, str, str, int, "float | None", dict, Emitter, "MetricRows"], bool]
-_METRIC_COLUMNS = ("sub", "key", "value", "step", "epoch", "ts", "offset", "parser")
+Runner = Callable[[Any, str, str, int, "float | None", dict, Emitter, MetricRows], bool]
 
 
 def to_step(text: str) -> int | None:
@@ -427,38 +426,3 @@ def _metric_runner(rule: CompiledRule, share_context: bool = True) -> Runner:
         return emitted
 
     return run
-
-
-class MetricRows:
-    """Where a batch's metric values go: straight onto the Emitter's columns (what
-    ``out.metric`` does per value, without the call), finished by ``close``."""
-
-    __slots__ = ("appends", "data", "out", "start")
-
-    def __init__(self, out: Emitter) -> None:
-        self.out = out
-        direct = out.metrics.names == _METRIC_COLUMNS
-        self.data = out.metrics.data if direct else {n: [] for n in _METRIC_COLUMNS}
-        self.start = len(self.data["key"])
-        self.appends = tuple(self.data[n].append for n in _METRIC_COLUMNS[:-1])
-
-    def close(self) -> None:
-        """The parser column, the claims and the last offset for the values added (table
-        rows, written with ``out.metric`` meanwhile, are complete already)."""
-        out, d, start = self.out, self.data, self.start
-        if len(d["key"]) <= start:
-            return
-        if d is not out.metrics.data:  # another column layout: the Emitter's own method
-            for sub, key, value, step, epoch, ts, offset in zip(
-                *(d[n] for n in _METRIC_COLUMNS[:-1]), strict=True
-            ):
-                out.metric(key, value, offset, step=step, epoch=epoch, ts=ts, sub=sub)
-            for values in d.values():
-                values.clear()
-            return
-        d["parser"].extend([out.parser] * (len(d["key"]) - len(d["parser"])))
-        offsets = d["offset"][start:]
-        out.last_metric_offset = max(out.last_metric_offset, max(offsets))
-        if out.claim_lines:
-            out.claimed.update(offsets)
-        self.start = len(d["key"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Sequence
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
@@ -46,7 +47,7 @@ from loglake.parse.line_recipes import (
     pair_plan,
 )
 from loglake.parse.prefilter import any_literal
-from loglake.parse.records import Emitter
+from loglake.parse.records import Emitter, MetricRows
 from loglake.parse.structured import flatten, number_of, parse_mapping
 from loglake.parse.values import to_int, to_number
 from loglake.parse.vocabulary import (
@@ -100,6 +101,15 @@ class GenericMetricsParser(BaseParser):
         return {"step": None, "epoch": None, "tb": False, "cols": None}
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
+        rows = MetricRows(out)  # a line's values go onto the columns directly: see MetricRows
+        try:
+            self._walk(batch, state, out, rows)
+        finally:
+            rows.close()
+
+    def _walk(
+        self, batch: LineBatch, state: dict[str, Any], out: Emitter, rows: MetricRows
+    ) -> None:
         texts, offsets, tss = batch.texts, batch.offsets, batch.ts
         candidates = batch.matching(CANDIDATES)
         context: set[int] | None = None
@@ -128,7 +138,7 @@ class GenericMetricsParser(BaseParser):
                         i += 1
                         continue
             try:
-                self._line(batch, i, tss[i] if tss is not None else None, mine, state, out)
+                self._line(batch, i, tss[i] if tss is not None else None, mine, state, rows)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
                 out.error(offsets[i], f"generic metrics: {type(e).__name__}: {e}", texts[i])
             i += 1
@@ -140,7 +150,7 @@ class GenericMetricsParser(BaseParser):
         ts: float | None,
         claimed: bool,
         state: dict[str, Any],
-        out: Emitter,
+        rows: MetricRows,
     ) -> None:
         text = batch.texts[i]
         offset = batch.offsets[i]
@@ -178,14 +188,14 @@ class GenericMetricsParser(BaseParser):
             if pairs is None:
                 state["cols"] = None
             else:
-                self._pairs(pairs, None, None, offset, ts, claimed, state, out)
+                self._pairs(pairs, None, None, offset, ts, claimed, state, rows)
                 return
         if (
             recipe.dict if recipe is not None else "{" in msg and msg.endswith("}")
-        ) and self._dict_line(msg, offset, ts, claimed, state, out):
+        ) and self._dict_line(msg, offset, ts, claimed, state, rows):
             return
         if recipe is None:
-            self._plain(normalize_message(msg), offset, ts, claimed, state, out)
+            self._plain(normalize_message(msg), offset, ts, claimed, state, rows)
             return
         norm = normalize_message(msg) if recipe.normalizes else msg
         at = recipe.step_at
@@ -199,10 +209,10 @@ class GenericMetricsParser(BaseParser):
             return
         plan = recipe.plan or pair_plan(names_of(recipe.words, norm), recipe.units, recipe.explicit)
         if recipe.batch and not plan.metric_named:
-            self._plain(norm, offset, ts, claimed, state, out)  # "batch=64" may be a setting
+            self._plain(norm, offset, ts, claimed, state, rows)  # "batch=64" may be a setting
             return
         values = [float(norm[a:b]) for a, b in recipe.nums]
-        _apply(plan, values, step, epoch, offset, ts, claimed, state, out)
+        _apply(plan, values, step, epoch, offset, ts, claimed, state, rows)
 
     def _plain(
         self,
@@ -211,14 +221,14 @@ class GenericMetricsParser(BaseParser):
         ts: float | None,
         claimed: bool,
         state: dict[str, Any],
-        out: Emitter,
+        rows: MetricRows,
     ) -> None:
         """A normalized plain message read pair by pair (what a recipe does in one step)."""
         pairs = message_pairs(norm)
         step, epoch = find_context(norm, leading_counter=bool(pairs))
         if "atch" in norm or "ATCH" in norm:
             step, pairs = batch_setting(norm, pairs, step)
-        self._pairs(pairs, step, epoch, offset, ts, claimed, state, out)
+        self._pairs(pairs, step, epoch, offset, ts, claimed, state, rows)
 
     def _pairs(
         self,
@@ -229,15 +239,12 @@ class GenericMetricsParser(BaseParser):
         ts: float | None,
         claimed: bool,
         state: dict[str, Any],
-        out: Emitter,
+        rows: MetricRows,
     ) -> None:
         """Emit a line's pairs as metrics (unless claimed), with its step/epoch context."""
-        plan = pair_plan(
-            tuple(p.key for p in pairs),
-            tuple(p.unit for p in pairs),
-            tuple(p.explicit for p in pairs),
-        )
-        _apply(plan, [p.value for p in pairs], step, epoch, offset, ts, claimed, state, out)
+        keys, values, units, explicit = zip(*pairs, strict=True) if pairs else ((), (), (), ())
+        plan = pair_plan(keys, units, explicit)
+        _apply(plan, values, step, epoch, offset, ts, claimed, state, rows)
 
     def _dict_line(
         self,
@@ -246,7 +253,7 @@ class GenericMetricsParser(BaseParser):
         ts: float | None,
         claimed: bool,
         state: dict[str, Any],
-        out: Emitter,
+        rows: MetricRows,
     ) -> bool:
         """A JSON/dict line (maybe after ``label:``); True when the line was read as one."""
         step: int | None = None
@@ -274,10 +281,10 @@ class GenericMetricsParser(BaseParser):
                 return True  # a settings dict: the params parser's business
             at_step, at_epoch = _context(step, epoch, state)
             if not claimed:
-                for key, k in plan.emits:
-                    out.metric(key, nums[k], offset, step=at_step, epoch=at_epoch, ts=ts)
+                rows.line(plan.emits, nums, offset, at_step, at_epoch, ts)
             return True
-        numbers: list[tuple[str, float]] = []
+        keys: list[str] = []
+        found: list[float] = []
         for key, value in flatten(obj, "/"):
             kind = step_kind(key)
             num = number_of(value)
@@ -286,14 +293,14 @@ class GenericMetricsParser(BaseParser):
             elif kind == "epoch":
                 epoch = num
             elif num is not None and not is_skip_key(key):
-                numbers.append((key, num))
-        if step is None and epoch is None and not any(is_metric_name(k) for k, _ in numbers):
+                keys.append(key)
+                found.append(num)
+        if step is None and epoch is None and not any(map(is_metric_name, keys)):
             return True  # a settings dict: the params parser's business
         at_step, at_epoch = _context(step, epoch, state)
-        if claimed:
-            return True
-        for key, num in numbers:
-            out.metric(metric_key(key), num, offset, step=at_step, epoch=at_epoch, ts=ts)
+        if not claimed:
+            emits = [(metric_key(key), k) for k, key in enumerate(keys)]
+            rows.line(emits, found, offset, at_step, at_epoch, ts)
         return True
 
 
@@ -322,7 +329,7 @@ def _table_row(msg: str, cols: list[str]) -> list[Pair] | None:
 
 def _counted(
     counters: tuple[tuple[int, bool], ...],
-    values: list[float],
+    values: Sequence[float],
     step: int | None,
     epoch: float | None,
 ) -> tuple[int | None, float | None]:
@@ -339,23 +346,22 @@ def _counted(
 
 def _apply(
     plan: PairPlan,
-    values: list[float],
+    values: Sequence[float],
     step: int | None,
     epoch: float | None,
     offset: int,
     ts: float | None,
     claimed: bool,
     state: dict[str, Any],
-    out: Emitter,
+    rows: MetricRows,
 ) -> None:
     """Emit a line's values by its pairs' plan (unless claimed), with its step/epoch context:
     its own counters (a step only when it is an integer) or the running ones."""
     step, epoch = _counted(plan.counters, values, step, epoch)
     at_step, at_epoch = _context(step, epoch, state)
-    if claimed:
-        return
-    for key, k in plan.emits[step is not None or epoch is not None]:
-        out.metric(key, values[k], offset, step=at_step, epoch=at_epoch, ts=ts)
+    if not claimed:
+        emits = plan.emits[step is not None or epoch is not None]
+        rows.line(emits, values, offset, at_step, at_epoch, ts)
 
 
 def _context(
