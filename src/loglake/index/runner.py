@@ -37,6 +37,7 @@ from loglake.objstore.staging import Stager
 from loglake.parse.registry import Registry, load_registry, route_file, routed_names
 from loglake.runs.identity import resolve
 from loglake.tail.fingerprint import fingerprint, identify
+from loglake.watch.checkpoints import PackedCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -271,19 +272,27 @@ def run_index(
         store = CheckpointStore(state)
         stager = Stager(state, retry_for=parse_duration(config.index.object_retry))
         stager.cleanup()  # staged copies a killed run left behind
+        # Commits journal the entries they advance instead of rewriting the whole file: with
+        # hundreds of files (each entry carries its parsers' states, up to ~150 KB) a rewrite
+        # per commit made the many-files index quadratic. The file is written whole at the
+        # end (and by any later reader, should this run die before).
+        journaled = PackedCheckpoints(state)
         writer = LakeWriter(
             config.lake,
             state,
             writer_id=f"index-{socket.gethostname()}-{state_tag(state)}",
             storage_options=config.storage_options or None,
-            checkpoints=store,
+            checkpoints=journaled,
         )
         writer.recover()
+        if journaled.journal.size:
+            journaled.save()  # planning reads the file: fold what recovery replayed first
         try:
             with fewer_collections():
                 _index(
                     config, args, jobs, finished, progress, report, store, stager, writer, routed
                 )
+            journaled.save()
         finally:
             stager.cleanup()
     report.seconds = time.monotonic() - started
