@@ -14,6 +14,22 @@ from .s3server import DUMMY_CREDENTIALS, ENDPOINT_ENV, S3Server
 CORPUS = Path(__file__).parent / "corpus"
 
 
+def file_lines(path: Path) -> tuple[list[str], list[int]]:
+    """A log file's clean lines (what the parsers see) and their byte offsets, for tests
+    that feed parsers directly."""
+    from loglake.tail.cleanup import clean_lines
+
+    raw = path.read_bytes().split(b"\n")
+    if raw and raw[-1] == b"":
+        raw.pop()
+    offsets, pos = [], 0
+    for line in raw:
+        offsets.append(pos)
+        pos += len(line) + 1
+    texts, _ = clean_lines(raw)
+    return texts, offsets
+
+
 def corpus_cases() -> list[str]:
     return sorted(p.name for p in CORPUS.iterdir() if (p / "truth.json").exists())
 

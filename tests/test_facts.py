@@ -22,23 +22,15 @@ from loglake.parse.builtins.datasets import DatasetsParser, split_of
 from loglake.parse.builtins.facts import FactsParser
 from loglake.parse.builtins.packages import PackagesParser
 from loglake.parse.records import Emitter
-from loglake.tail.cleanup import clean_lines
 
-from .conftest import CORPUS
+from .conftest import CORPUS, file_lines
 
 
 def feed(
     path: Path, parser: Parser, *, batch: int = 3, envelope_ts: float | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """Every record ``parser`` gives for the file, as dicts per table."""
-    raw = path.read_bytes().split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    offsets, pos = [], 0
-    for line in raw:
-        offsets.append(pos)
-        pos += len(line) + 1
-    texts, _ = clean_lines(raw)
+    texts, offsets = file_lines(path)
     state = parser.new_state()
     got: dict[str, list[dict[str, Any]]] = {}
     out = Emitter()

@@ -24,23 +24,15 @@ PARSERS = [*optuna.PARSERS, *ray_tune.PARSERS]
 from loglake.parse.pipeline import FileParsers
 from loglake.parse.records import Emitter
 from loglake.runs.summary import absorb, resolve_status
-from loglake.tail.cleanup import clean_lines
 
-from .conftest import CORPUS
+from .conftest import CORPUS, file_lines
 
 
 class Parsed:
     """Everything the search parsers gave for one file, per table, plus resolved statuses."""
 
     def __init__(self, path: Path, *, batch: int = 4) -> None:
-        raw = path.read_bytes().split(b"\n")
-        if raw and raw[-1] == b"":
-            raw.pop()
-        offsets, pos = [], 0
-        for line in raw:
-            offsets.append(pos)
-            pos += len(line) + 1
-        texts, _ = clean_lines(raw)
+        texts, offsets = file_lines(path)
         parsers = FileParsers(list(PARSERS))
         out, summaries = Emitter(), {}
         self.rows: dict[str, list[dict[str, Any]]] = {}
@@ -48,7 +40,7 @@ class Parsed:
             parsers.feed(LineBatch(texts[i : i + batch], offsets[i : i + batch]), out)
             parsers = FileParsers(list(PARSERS), json.loads(json.dumps(parsers.snapshot())))
             self._collect(out, summaries)
-        parsers.finalize(out, idle=True, offset=pos)
+        parsers.finalize(out, idle=True, offset=path.stat().st_size)
         self._collect(out, summaries, final=True)
         self.summaries = summaries
 

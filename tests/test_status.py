@@ -19,22 +19,14 @@ from loglake.parse.failures import exit_code_of
 from loglake.parse.hints import HintFilter
 from loglake.parse.records import Emitter
 from loglake.runs.summary import absorb, resolve_status
-from loglake.tail.cleanup import clean_lines
 
-from .conftest import CORPUS
+from .conftest import CORPUS, file_lines
 
 Resolved = tuple[str, str | None, str | None]
 
 
 def resolve(path: Path, *, idle: bool = True, batch: int = 3) -> Resolved:
-    raw = path.read_bytes().split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    offsets, pos = [], 0
-    for line in raw:
-        offsets.append(pos)
-        pos += len(line) + 1
-    texts, _ = clean_lines(raw)
+    texts, offsets = file_lines(path)
     parser = StatusParser()
     state = parser.new_state()
     summaries: dict = {}

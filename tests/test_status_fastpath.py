@@ -31,9 +31,8 @@ from loglake.parse.pipeline import FileParsers, emitted_records
 from loglake.parse.prefilter import literal
 from loglake.parse.records import Emitter
 from loglake.parse.vocabulary import metric_value_pattern
-from loglake.tail.cleanup import clean_lines
 
-from .conftest import CORPUS, corpus_cases
+from .conftest import CORPUS, corpus_cases, file_lines
 
 State = dict[str, Any]
 
@@ -56,22 +55,10 @@ def _classified_training(text: str, st: State) -> bool:
     return kind is not None and kind[0] in ("loop", "metric")
 
 
-def _lines(path: Path) -> tuple[list[str], list[int]]:
-    raw = path.read_bytes().split(b"\n")
-    if raw and raw[-1] == b"":
-        raw.pop()
-    offsets, pos = [], 0
-    for line in raw:
-        offsets.append(pos)
-        pos += len(line) + 1
-    texts, _ = clean_lines(raw)
-    return texts, offsets
-
-
 def _run(path: Path, sizes: list[int]) -> tuple[list[dict[str, Any]], State]:
     """Every built-in parser over ``path`` in batches of the given sizes (cycled), with the
     states checkpointed as JSON between batches; the records and the status state."""
-    texts, offsets = _lines(path)
+    texts, offsets = file_lines(path)
     parsers = FileParsers(builtin_parsers())
     out = Emitter()
     i = k = 0
@@ -370,7 +357,7 @@ def test_training_lines_keep_every_line_classify_reads_as_training(
     monkeypatch.setattr(prefilter, "ARROW_MIN_LINES", 1)
     texts = _generated(7, 400).splitlines()
     for case in corpus_cases():
-        texts += _lines(CORPUS / case / "stdout.log")[0]
+        texts += file_lines(CORPUS / case / "stdout.log")[0]
     batch = LineBatch(texts, list(range(len(texts))))
     keep = loop_lines.TrainingLines(batch, CANDIDATES)
     training = [i for i, t in enumerate(texts) if _classified_training(t, {})]
