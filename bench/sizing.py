@@ -184,6 +184,23 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _start_daemon(root: Path, logs: Path) -> subprocess.Popen[bytes]:
+    """``loglake watch`` over ``logs``, its lake and state under ``root``; retention and
+    housekeeping off, so only following and flushing are measured."""
+    config = root / "loglake.toml"
+    config.write_text(
+        f'lake = "{root / "lake"}"\nstate_dir = "{root / "state"}"\n'
+        f'[[sources]]\npaths = ["{logs}"]\n[watch]\nidle_timeout = "1h"\n'
+        "[retention]\nenabled = false\n[housekeeping]\nenabled = false\n"
+    )
+    return subprocess.Popen(
+        [*LOGLAKE, "watch", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+
+
 def daemon_memory(work: Path, files: int) -> dict[str, Any]:
     from loglake.watch.status import read_status
 
@@ -199,18 +216,7 @@ def daemon_memory(work: Path, files: int) -> dict[str, Any]:
                 for e in range(10)
             )
         )
-    config = root / "loglake.toml"
-    config.write_text(
-        f'lake = "{root / "lake"}"\nstate_dir = "{root / "state"}"\n'
-        f'[[sources]]\npaths = ["{logs}"]\n[watch]\nidle_timeout = "1h"\n'
-        "[retention]\nenabled = false\n[housekeeping]\nenabled = false\n"
-    )
-    proc = subprocess.Popen(
-        [*LOGLAKE, "watch", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(),
-    )
+    proc = _start_daemon(root, logs)
     t = time.perf_counter()
     try:
         while True:
@@ -256,18 +262,7 @@ def daemon_throughput(work: Path, size_mb: float, files: int = 20) -> dict[str, 
     staged, logs = root / "staged", root / "logs"
     paths, _ = mixlog.write_logs(staged, int(size_mb * (1 << 20)), files, seed=5)
     logs.mkdir(parents=True)
-    config = root / "loglake.toml"
-    config.write_text(
-        f'lake = "{root / "lake"}"\nstate_dir = "{root / "state"}"\n'
-        f'[[sources]]\npaths = ["{logs}"]\n[watch]\nidle_timeout = "1h"\n'
-        "[retention]\nenabled = false\n[housekeeping]\nenabled = false\n"
-    )
-    proc = subprocess.Popen(
-        [*LOGLAKE, "watch", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(),
-    )
+    proc = _start_daemon(root, logs)
     try:
         while (read_status(root / "state") or {}).get("state") != "running":
             time.sleep(0.2)

@@ -54,35 +54,11 @@ def find_closing(text: str, start: int) -> int:
     return -1
 
 
-def bracket_depth(text: str, depth: int = 0) -> int:
-    """Bracket depth after ``text`` starting from ``depth`` (for multi-line dumps)."""
+def _scan(text: str, depth: int, sep: str) -> tuple[int, list[int]]:
+    """One pass over ``text`` outside quotes: the bracket depth after it (from ``depth``) and
+    where ``sep`` stands at depth 0 (``sep=""``: nowhere)."""
+    cuts: list[int] = []
     quote = ""
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == quote:
-                quote = ""
-        elif c in ("'", '"'):
-            quote = c
-        elif c in _OPEN:
-            depth += 1
-        elif c in _CLOSE:
-            depth -= 1
-        i += 1
-    return depth
-
-
-def split_top_level(text: str, sep: str = ",") -> list[str]:
-    """Split on ``sep`` outside brackets and quotes."""
-    parts: list[str] = []
-    depth = 0
-    quote = ""
-    start = 0
     i = 0
     n = len(text)
     while i < n:
@@ -100,9 +76,23 @@ def split_top_level(text: str, sep: str = ",") -> list[str]:
         elif c in _CLOSE:
             depth -= 1
         elif c == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
+            cuts.append(i)
         i += 1
+    return depth, cuts
+
+
+def bracket_depth(text: str, depth: int = 0) -> int:
+    """Bracket depth after ``text`` starting from ``depth`` (for multi-line dumps)."""
+    return _scan(text, depth, "")[0]
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside brackets and quotes."""
+    parts: list[str] = []
+    start = 0
+    for cut in _scan(text, 0, sep)[1]:
+        parts.append(text[start:cut])
+        start = cut + 1
     parts.append(text[start:])
     return [p.strip() for p in parts if p.strip()]
 
