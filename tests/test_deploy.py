@@ -24,7 +24,7 @@ import time
 import tomllib
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from loglake.query.connect import connect
 
 from .conftest import CORPUS
 from .s3server import S3Server
+from .watch_support import wait_for as poll_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -54,6 +55,8 @@ KINDS = {
     ("batch/v1", "CronJob"),
 }
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# lake and process checks are not free: poll them every 0.1 s
+wait_for = partial(poll_for, interval=0.1)
 
 
 # -- reading deploy/ ----------------------------------------------------------------------
@@ -435,16 +438,6 @@ class Node:
         alternatives = "|".join(re.escape(m) for m in self.mounts)
         pattern = rf"(?<![\w/.])({alternatives})(?=/|\"|$|\s)"
         return re.sub(pattern, lambda m: str(self.path(m.group(1))), text)
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_container_entrypoint_runs_the_daemon_on_a_cri_pod_layout(

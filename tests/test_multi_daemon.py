@@ -17,9 +17,8 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 from deltalake import DeltaTable
@@ -28,6 +27,10 @@ from loglake.query.connect import connect
 
 from .s3server import S3Server
 from .watch_support import LOGLAKE, SEQ_PARSER, env_without_crash, expected
+from .watch_support import wait_for as poll_for
+
+# lake and process checks are not free: poll them every 0.25 s
+wait_for = partial(poll_for, interval=0.25)
 
 NODES = 3
 FILES_PER_NODE = 3
@@ -157,17 +160,6 @@ def write_lines(node: Node, stop_at: float) -> None:
             node.written[f] = n + burst
         n += burst
         time.sleep(max(0.0, min(0.1, stop_at - time.monotonic())))
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def lake_counts(lake: str, options: dict[str, str]) -> Counter[tuple[str, int]]:

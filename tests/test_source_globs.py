@@ -10,9 +10,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from watchdog.events import DirCreatedEvent, DirMovedEvent
@@ -23,7 +21,7 @@ from loglake.watch.roots import SourceRoots
 from loglake.watch.scanner import Hints, _Handler
 from loglake.watch.status import read_status
 
-from .watch_support import LOGLAKE, SEQ_PARSER, env_without_crash, lake_rows
+from .watch_support import LOGLAKE, SEQ_PARSER, env_without_crash, lake_rows, wait_for
 
 TEMPLATE = "{namespace}_{run}_{uid}/{container}/{restart}.log"
 PODS = [  # (namespace, pod, uid, file id): one CRI log per pod, container "trainer"
@@ -80,16 +78,6 @@ def write_config(tmp: Path, name: str, paths: list[str], **watch: str) -> Path:
     path = tmp / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start(config: Path) -> subprocess.Popen[str]:

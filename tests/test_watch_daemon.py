@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from .watch_support import (
     expected,
     lake_counts,
     lake_rows,
+    wait_for,
     write_config,
 )
 
@@ -43,16 +43,6 @@ def start(config: Path, **env: str) -> subprocess.Popen[str]:
         text=True,
         env={**env_without_crash(), **env},
     )
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def caught_up(doc: dict[str, Any] | None, lines: int) -> bool:

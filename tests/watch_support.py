@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,20 @@ def lake_rows(lake: Path, sql: str) -> list[dict[str, Any]]:
 def expected(written: dict[int, int]) -> Counter[tuple[str, int]]:
     """Every line ``1..n`` of every file ``f``, once."""
     return Counter({(f"f{f}", n): 1 for f, last in written.items() for n in range(1, last + 1)})
+
+
+def wait_for(
+    cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition", interval: float = 0.05
+) -> Any:
+    """``cond()``'s first truthy value, polled every ``interval`` s; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def env_without_crash() -> dict[str, str]:
