@@ -72,6 +72,12 @@ class LineBatch:
         """The lines as an Arrow string array (built once), or None for a small batch."""
         return self._scan_of().arr
 
+    def shapes(self) -> Any:
+        """The batch's line ``Shapes`` (``loglake.parse.line_shapes``: its distinct shapes and
+        each line's index into them), or ``None`` for a batch too small to scan or whose
+        shapes hardly repeat: work that depends only on a line's shape is done once per shape."""
+        return self._scan_of().shapes() if self.arrow() is not None else None
+
     def pattern_mask(self, pattern: str) -> Any:
         """Per line, as an Arrow boolean array, whether RE2 ``pattern`` may match it (every
         line it matches, and a few more: ``Scan.mask``); ``None`` for a batch too small to
