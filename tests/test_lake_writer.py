@@ -17,8 +17,9 @@ from loglake.errors import LakeError
 from loglake.lake.checkpoint import CheckpointStore
 from loglake.lake.schema import SCHEMAS
 from loglake.lake.tables import ensure_tables, optimize, table_files, vacuum
-from loglake.lake.writer import CRASH_ENV, LakeWriter, conform
+from loglake.lake.writer import CRASH_ENV, LakeWriter, _json_bytes, conform
 from loglake.query.connect import connect
+from loglake.watch.checkpoints import PackedCheckpoints
 
 UTC = dt.UTC
 
@@ -285,21 +286,36 @@ def test_compaction_keeps_rows_and_the_writers_position(tmp_path: Path) -> None:
     assert LakeWriter(lake, tmp_path / "state2", "w1").last_seq == 5
 
 
-def test_a_replayed_spool_restores_the_checkpoint_exactly(tmp_path: Path) -> None:
-    # Parser states ride in the spool manifest: NaN, non-ASCII text, huge ints, nesting.
+# Parser states ride in the spool manifest and the journal: NaN, non-ASCII text, huge ints.
+TRICKY_ENTRY = {
+    "offset": 10,
+    "parsers": {
+        "p": {"state": {"ctx": {"epoch": float("nan"), "best": float("inf")}, "n": 2**70}},
+        "q": {"state": {"seen": {"/ckpt/é—模型.pt": "checkpoint", "x\u2028y": None}}},
+    },
+    "summaries": {"": {"decisive": ["completed", "done", None, 3786596], "end": 1.5e16}},
+}
+
+
+def test_a_journaled_commit_keeps_the_checkpoint_exactly(tmp_path: Path) -> None:
+    # The entry's text is made once, for the manifest, and journaled as it is.
     lake, state = tmp_path / "lake", tmp_path / "state"
-    entry = {
-        "offset": 10,
-        "parsers": {
-            "p": {"state": {"ctx": {"epoch": float("nan"), "best": float("inf")}, "n": 2**70}},
-            "q": {"state": {"seen": {"/ckpt/é—模型.pt": "checkpoint", "x\u2028y": None}}},
-        },
-        "summaries": {"": {"decisive": ["completed", "done", None, 3786596], "end": 1.5e16}},
-    }
+    writer = LakeWriter(str(lake), state, "w1", checkpoints=PackedCheckpoints(state))
+    writer.commit(flush_tables(1), {"src": TRICKY_ENTRY, "old": None})
+    got = PackedCheckpoints(state).get("src")
+    assert json.dumps(got, sort_keys=True) == json.dumps(TRICKY_ENTRY, sort_keys=True)
+    assert CheckpointStore(state).load().keys() == {"src"}  # folds the journal first
+    assert_exactly_once(lake, 1)
+
+
+def test_a_replayed_spool_restores_the_checkpoint_exactly(tmp_path: Path) -> None:
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    entry = TRICKY_ENTRY
     writer = LakeWriter(str(lake), state, "w1")
     seq = writer.last_seq + 1
     tables = {n: conform(n, t) for n, t in flush_tables(1).items()}
-    writer._spool(seq, tables, {"src": entry})  # a flush that crashed right after spooling
+    # A flush that crashed right after spooling (entries go in as the text commit makes).
+    writer._spool(seq, tables, {"src": _json_bytes(entry), "gone": None})
     assert LakeWriter(str(lake), state, "w1").recover() == 1
     got = CheckpointStore(state).get("src")
     assert json.dumps(got, sort_keys=True) == json.dumps(entry, sort_keys=True)

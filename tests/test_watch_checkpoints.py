@@ -135,3 +135,17 @@ def test_a_batch_reader_after_a_daemon_crash_sees_the_journal(tmp_path: Path) ->
     assert (tmp_path / JOURNAL_NAME).stat().st_size > 0
     assert CheckpointStore(tmp_path).load()["k1"]["offset"] == 999
     assert (tmp_path / JOURNAL_NAME).stat().st_size == 0
+
+
+def test_an_update_with_the_callers_texts_journals_them_as_given(tmp_path: Path) -> None:
+    # The lake writer hands over the JSON it spooled (keys in its own order): the journal
+    # and the packed entry take it as is, and every reader gets the same entry back.
+    text = json.dumps({"parsers": ENTRY["parsers"], "offset": 120, "path": "/logs/a.log"})
+    store = PackedCheckpoints(tmp_path)
+    entries = {"k": json.loads(text), "gone": None}
+    store.update(entries, {"k": text.encode(), "gone": None})
+    assert text.encode() in (tmp_path / JOURNAL_NAME).read_bytes()
+    assert store.get("k") == json.loads(text)
+    assert PackedCheckpoints(tmp_path).entries() == {"k": json.loads(text)}
+    store.save()
+    assert CheckpointStore(tmp_path).load() == {"k": json.loads(text)}

@@ -56,8 +56,17 @@ class CheckpointStore:
     def entries(self) -> dict[str, dict[str, Any]]:
         return dict(self._current())
 
-    def update(self, entries: dict[str, dict[str, Any] | None]) -> None:
-        """Replace the given entries (``None`` forgets one) and save durably."""
+    def update(
+        self,
+        entries: dict[str, dict[str, Any] | None],
+        texts: dict[str, bytes | None] | None = None,
+    ) -> None:
+        """Replace the given entries (``None`` forgets one) and save durably.
+
+        ``texts`` may hold entries' JSON text when the caller has serialized them already
+        (the lake writer has, for its spool manifest): the journaled store appends it as it
+        is; this one rewrites the whole file in one ``json.dumps`` and has no use for it.
+        """
         if not entries:
             return
         current = self._current()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loglake.errors import LakeError
 from loglake.lake.schema import PARTITIONS, SCHEMAS
@@ -65,11 +66,31 @@ def writer_properties(name: str) -> WriterProperties:
 
 
 def sort_rows(name: str, table: pa.Table) -> pa.Table:
-    """``table`` in the order its lake files keep (``SORT_ORDER``); unchanged if none."""
+    """``table`` in the order its lake files keep (``SORT_ORDER``); unchanged if none.
+
+    The same rows in the same order as ``table.sort_by(order)`` (a stable sort), about
+    twice as fast: a text column is sorted by the rank of its value among the column's
+    few distinct values, and one holding a single value (a flush is mostly one run) is
+    left out, since it cannot reorder anything.
+    """
     order = SORT_ORDER.get(name)
     if not order or table.num_rows < 2:
         return table
-    return table.sort_by([(column, "ascending") for column in order])
+    keys: dict[str, pa.ChunkedArray] = {}
+    for column in order:
+        values = table.column(column)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            distinct = pc.unique(values)
+            if len(distinct) == 1:
+                continue
+            # Nulls rank last, as sort_by puts them.
+            ranked = distinct.take(pc.sort_indices(distinct))
+            values = pc.index_in(values, value_set=ranked, skip_nulls=False)
+        keys[column] = values
+    if not keys:
+        return table
+    indices = pc.sort_indices(pa.table(keys), sort_keys=[(c, "ascending") for c in keys])
+    return table.take(indices)
 
 
 def is_remote(lake_uri: str) -> bool:

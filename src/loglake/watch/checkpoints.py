@@ -193,24 +193,33 @@ class PackedCheckpoints(CheckpointStore):
         with self._lock:
             return list(self._packed_entries())
 
-    def update(self, entries: dict[str, dict[str, Any] | None]) -> None:
+    def update(
+        self,
+        entries: dict[str, dict[str, Any] | None],
+        texts: dict[str, bytes | None] | None = None,
+    ) -> None:
         """Replace the given entries (``None`` forgets one) and save durably (one journal
-        line; the checkpoint file itself only when the journal is folded into it)."""
+        line; the checkpoint file itself only when the journal is folded into it).
+
+        ``texts``: entries' JSON text already made by the caller (the lake writer's spool
+        manifest holds it). An entry carries its parsers' states, a megabyte of JSON and
+        more on a long log: serializing it a second time (sorted) was a fifth of a commit."""
         if not entries:
             return
+        given = texts or {}
         with self._lock:
             current = self._packed_entries()
-            texts: dict[str, bytes | None] = {}
+            lines: dict[str, bytes | None] = {}
             for key, entry in entries.items():
                 if entry is None:
                     current.pop(key, None)
-                    texts[key] = None
+                    lines[key] = None
                 else:
-                    text = _text(entry)
+                    text = given.get(key) or _text(entry)
                     current[key] = zlib.compress(text, 1)
-                    texts[key] = text
+                    lines[key] = text
             try:
-                written = self.journal.append(encode(self._gen or "", texts))
+                written = self.journal.append(encode(self._gen or "", lines))
             except OSError as exc:
                 raise _unwritable(self.path, exc) from exc
             self._wrote(written)
