@@ -3,6 +3,8 @@ visible states must be exactly those the emulation gives."""
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +14,7 @@ from loglake.tail.cleanup import (
     _final_state,
     _needs_terminal,
     _render,
+    _without_idle_backspaces,
     clean_lines,
     redraw_segments,
     strip_ansi,
@@ -82,3 +85,16 @@ def test_backspaces_that_overwrite_keep_the_emulation() -> None:
     raw = "epoch 1 loss 0.50\x08\x08\x08\x080.40\x08\x08\x08\x080.30"
     assert redraw_segments(raw) == ["epoch 1 loss 0.30"]
     assert _final_state(raw) == ("epoch 1 loss 0.30", 0)
+
+
+@settings(max_examples=2000)
+@given(st.lists(st.sampled_from([*PIECES, "]", "\x1b[", "K", "\r\x08", "\x08\r"]), max_size=30))
+def test_shortcut_checks_agree_with_their_regexes(pieces: list[str]) -> None:
+    r"""The idle backspaces cut per ``\r`` segment are the regex's ``\x08+(?=\r|\Z)``, and
+    the one-character pre-checks before the two-character searches change no answer."""
+    text = "".join(pieces)
+    osc = "\x1b]" in text
+    want = text if osc else re.sub(r"\x08+(?=\r|\Z)", "", text)
+    assert _without_idle_backspaces(text) == want
+    erase = re.search(r"\x1b\[([012]?)K", text) is not None
+    assert _needs_terminal(text) == ("\x08" in text or ("\x1b[" in text and erase))

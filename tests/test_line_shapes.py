@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loglake.parse import line_shapes
 from loglake.parse.base import LineBatch
 from loglake.parse.line_shapes import ZERO_DIGITS, Shapes, blind_to_digits
 
@@ -81,3 +83,55 @@ def test_lines_that_do_not_repeat_are_matched_one_by_one() -> None:
     assert Shapes.of(pa.array(lines)) is None
     batch = LineBatch(lines, list(range(len(lines))))
     assert batch.matching("x{150}") == list(range(150, 200))
+
+
+def _fresh_mask(shapes: Shapes, blind: str) -> list[bool]:
+    return pc.take(pc.match_substring_regex(shapes.distinct, blind), shapes.index).to_pylist()
+
+
+REPEATING = st.lists(st.sampled_from(["a1", "a22", "Z 5.0", "x-9]", "0", "", "aZx 13"]), min_size=2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(patterns(), min_size=1, max_size=4), st.lists(REPEATING, min_size=1, max_size=4))
+def test_answers_remembered_across_batches_are_the_answers(
+    pats: list[str], batches: list[list[str]]
+) -> None:
+    """Batches sharing some shapes, patterns asked in turn: a mask built from what earlier
+    batches' passes said of a shape equals a fresh pass over the batch's shapes."""
+    blinds = [b for b in map(blind_to_digits, pats) if b is not None]
+    for lines in batches:
+        shapes = Shapes.of(pa.array(lines * 2))  # every shape repeats
+        assert shapes is not None
+        for blind in blinds:
+            assert shapes.mask(blind).to_pylist() == _fresh_mask(shapes, blind), blind
+
+
+def test_the_memo_starts_over_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(line_shapes, "MEMO_SHAPES", 3)
+    monkeypatch.setattr(line_shapes, "_memo", line_shapes._Memo())
+    first = Shapes.of(pa.array(["a1", "b2", "c3", "d4"] * 2))
+    second = Shapes.of(pa.array(["a1", "e5"] * 2))
+    assert first is not None and second is not None
+    assert first.mask("[a-c]").to_pylist() == [True] * 3 + [False] + [True] * 3 + [False]
+    memo = line_shapes._memo
+    assert len(memo.ids) == 4  # a full memo is kept until the next batch asks
+    assert second.mask("[a-c]").to_pylist() == [True, False] * 2
+    assert line_shapes._memo is not memo and len(line_shapes._memo.ids) == 2
+    # a batch numbered against the old memo is numbered again, and still right
+    assert first.mask("[d]").to_pylist() == [False] * 3 + [True] + [False] * 3 + [True]
+    assert first.mask("[a-c]").to_pylist() == [True] * 3 + [False] + [True] * 3 + [False]
+
+
+def test_the_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many shape bytes or many patterns start the memo over too (a daemon runs for days)."""
+    monkeypatch.setattr(line_shapes, "MEMO_BYTES", 10)
+    monkeypatch.setattr(line_shapes, "MEMO_PATTERNS", 2)
+    monkeypatch.setattr(line_shapes, "_memo", line_shapes._Memo())
+    shapes = Shapes.of(pa.array(["a long line 1", "b2"] * 2))
+    assert shapes is not None
+    for k, pattern in enumerate(["a", "b", "c", "line", "2"]):
+        want = _fresh_mask(shapes, pattern)
+        assert shapes.mask(pattern).to_pylist() == want
+        memo = line_shapes._memo
+        assert memo.size <= 10 + len("a long line 0") + 2 and len(memo.answers) <= 2, k

@@ -38,7 +38,6 @@ _ESC = r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])?
 _ANSI_RE = re.compile(_ESC)
 _TOKEN_RE = re.compile(rf"(\r|\x08+|{_ESC})")
 _ERASE_RE = re.compile(r"\x1b\[([012]?)K")
-_IDLE_BACKSPACES = re.compile(r"\x08+(?=\r|\Z)")
 
 
 def strip_ansi(text: str) -> str:
@@ -89,7 +88,9 @@ def _render(text: str) -> list[str]:
 
 def _needs_terminal(text: str) -> bool:
     """Backspaces and erase codes depend on the cursor; plain ``\\r`` redraws do not."""
-    return "\x08" in text or ("\x1b[" in text and _ERASE_RE.search(text) is not None)
+    # "\x1b" first: a one-character search is a fast scan even in a wide (non-Latin-1) string,
+    # where a two-character one costs microseconds on a long progress bar line
+    return "\x08" in text or ("\x1b" in text and _ERASE_RE.search(text) is not None)
 
 
 def _without_idle_backspaces(text: str) -> str:
@@ -101,9 +102,11 @@ def _without_idle_backspaces(text: str) -> str:
     ``\\r`` path instead of the terminal emulation (~10x faster). An OSC sequence's body may
     hold backspaces and ``\\r``: lines with one keep the emulation.
     """
-    if "\x08" not in text or "\x1b]" in text:
+    if "\x08" not in text or ("]" in text and "\x1b]" in text):  # "]": see _needs_terminal
         return text
-    return _IDLE_BACKSPACES.sub("", text)
+    # The runs right before a "\r" or the end are the trailing backspaces of the "\r"
+    # segments (a third of what the equivalent regex substitution costs).
+    return "\r".join([seg.rstrip("\x08") for seg in text.split("\r")])
 
 
 def redraw_segments(text: str | bytes) -> list[str]:
@@ -170,9 +173,14 @@ def _final_state(text: str) -> tuple[str, int]:
         if not states:
             return "", 0
         return states[-1].rstrip(), FLAG_REDRAWN if len(states) > 1 else 0
+    # The segments between carriage returns, last first, cut off one at a time: a progress
+    # bar line holds hundreds of redraws and only its last two non-blank ones matter.
     final = None
-    for seg in reversed(text.split("\r")):
-        seg = strip_ansi(seg)
+    end = len(text)
+    while end >= 0:
+        cut = text.rfind("\r", 0, end)
+        seg = strip_ansi(text[cut + 1 : end])
+        end = cut
         if not seg.strip():
             continue
         if final is not None:
