@@ -191,3 +191,10 @@ def test_a_cached_line_shape_splits_like_a_fresh_split(seed: int) -> None:
             fresh = timestamps._split(line)[0]
             cached = split_log_prefix(line)
             assert cached == fresh, line
+
+
+def test_a_year_zero_stamp_is_no_time_and_no_crash() -> None:
+    """calendar.timegm rejects year 0: such a stamp reads like any impossible date."""
+    line = "0000-01-01 00:00:00,000 - INFO - x - loss=1"
+    assert split_log_prefix(line) == split_log_prefix(line.replace("-01-01", "-13-01", 1))
+    assert split_log_prefix(line)[0] is None

@@ -57,8 +57,8 @@ def _minute(year: str, month: str, day: str, hour: str, minute: str) -> int | No
         y = int(year)
     except ValueError:
         return None
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60):
-        return None
+    if not (1 <= y and 1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60):
+        return None  # year 0 too: calendar.timegm rejects it (a stamp, not a time, then)
     return calendar.timegm((y, mo, d, h, mi, 0))
 
 
