@@ -11,7 +11,10 @@ Hot path: the literals every rule needs (its ``contains`` or the text its regex 
 searched once per batch for all declarative parsers together (``declarative_scan``); a parser
 then reads only the lines holding one of its own literals, and every line only while a table
 or a section without literals is open. Lines skipped inside a section still count toward its
-``max_lines``, so skipping changes nothing but the time spent.
+``max_lines``, so skipping changes nothing but the time spent. With no section or table
+open, a line whose shape (digits read as ``0``) the parser has planned already is read by
+that plan (``declarative_shapes``): which rules match and where their groups are is worked
+out once per shape of the batch, not once per line.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from loglake.parse.declarative_emit import (
     to_step,
 )
 from loglake.parse.declarative_scan import Gate, candidate_lines, literal_gate, register
+from loglake.parse.declarative_shapes import ShapeReader, run_plan, shape_ids
 from loglake.parse.declarative_spec import ParserSpec, read_spec
 from loglake.parse.declarative_template import Access, Template
 from loglake.parse.records import Emitter
@@ -52,6 +56,8 @@ __all__ = ["DeclarativeParser", "TestFailure", "load_parser_dir", "load_parser_f
 DEFAULT_TIMEOUT = 0.05  # seconds per team regex search
 MAX_TIMEOUTS = 10  # per file, then the parser disables itself for that file
 STATE_VERSION = 1
+SHAPED_MIN_LINES = 16  # fewer candidate lines in a batch: planning their shapes costs more
+_UNPLANNED = object()
 
 # (rule, its runner, how its match sets the step/epoch context, whether a claim on the line
 # stops its runner, whether its records name the framework): read once per matched line
@@ -140,6 +146,9 @@ class DeclarativeParser:
         self._gated = self._literals <= frozenset(self._prefilter or ())
         if self._gate is not None:
             register(self, self._literals)
+        # lines of one shape are read alike (``declarative_shapes``); built-in patterns only
+        self.by_shape = trusted
+        self._shapes = ShapeReader(self._free_plan, self._starts, self._headers, strip=self._strip)
 
     def __repr__(self) -> str:
         return f"DeclarativeParser({self.name}@{self.version}, {self._where})"
@@ -222,6 +231,9 @@ class DeclarativeParser:
         k, nc, pos = 0, len(cands), 0
         gated, section_gates = self._gated, self._section_gates
         skip_claimed, is_claimed, process = self._skip_claimed, out.is_claimed, self._process
+        ids = shape_ids(batch) if self.by_shape and nc >= SHAPED_MIN_LINES else None
+        plans: dict[int, Any] = {}  # shape -> its plan (None: read its lines one by one)
+        plan_of, ctx = self._shapes.plan, st["ctx"]
         while pos < n:
             if gate is None:
                 i = pos
@@ -257,6 +269,18 @@ class DeclarativeParser:
             try:
                 claimed = skip_claimed and is_claimed(offset)
                 ts = tss[i] if tss else None
+                if ids is not None and st["sec"] is None and st["tab"] is None and i not in redrawn:
+                    plan = plans.get(ids[i], _UNPLANNED)
+                    if plan is _UNPLANNED:
+                        plan = plans[ids[i]] = plan_of(raw)
+                    if plan is not None:
+                        if (
+                            plan
+                            and run_plan(plan, raw, offset, ts, ctx, rows, claimed)
+                            and not st["fw"]
+                        ):
+                            self._mark_framework(offset, st, out)
+                        continue
                 if i in redrawn:
                     states = self._earlier_states(redraws, i, raw)
                     if states:

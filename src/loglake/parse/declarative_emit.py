@@ -226,27 +226,34 @@ _LEVEL_WORD = re.compile(
 ).search
 
 
-def line_ts(raw: str) -> float | None:
-    """The timestamp printed at the start of a line (``leading_timestamp``), quickly.
+def stampless(raw: str) -> bool:
+    """Whether ``raw`` cannot start with a timestamp: it does not start with a digit, a
+    ``[`` or a glog level letter followed by a digit (``I1127``), or it starts like a round
+    or a bar (``NO_PREFIX``). Digit-blind: the same for every line of one shape."""
+    return not (raw[:1].isdigit() or raw[:1] == "[" or raw[1:2].isdigit()) or bool(NO_PREFIX(raw))
 
-    A stamp starts with a digit, a ``[`` or a glog level letter followed by a digit
-    (``I1127``): a line starting otherwise (``Iteration 3, loss = …``) has none.
+
+def line_ts(raw: str) -> float | None:
+    """The timestamp printed at the start of a line (``leading_timestamp``), quickly."""
+    return None if stampless(raw) else leading_timestamp(raw)[0]
+
+
+def prefixed(raw: str) -> bool:
+    """Whether ``raw`` may carry a log prefix (``strip_log_prefix`` is tried on it).
+
+    Digit-blind: the same for every line of one shape (the tests read a digit as any digit).
     """
-    if not raw or not (raw[0].isdigit() or raw[0] == "[" or raw[1:2].isdigit()):
-        return None
-    return None if NO_PREFIX(raw) else leading_timestamp(raw)[0]
+    if not raw:
+        return False
+    c = raw[0]
+    if c.isdigit() or c == "[":
+        return not NO_PREFIX(raw)
+    return c.isupper() and ((c in "DIWECF" and raw[1:2].isdigit()) or bool(_LEVEL_WORD(raw)))
 
 
 def log_message(raw: str) -> str:
     """``strip_log_prefix(raw)``, without trying on lines that cannot carry a prefix."""
-    if not raw:
-        return raw
-    c = raw[0]
-    if c.isdigit() or c == "[":
-        return raw if NO_PREFIX(raw) else strip_log_prefix(raw)
-    if c.isupper() and ((c in "DIWECF" and raw[1:2].isdigit()) or _LEVEL_WORD(raw)):
-        return strip_log_prefix(raw)
-    return raw
+    return strip_log_prefix(raw) if prefixed(raw) else raw
 
 
 def runner(rule: CompiledRule, *, share_context: bool = True) -> Runner | None:
