@@ -70,8 +70,10 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from loglake.index.pandas_probe import skip_pandas_probe
     from loglake.watch.daemon import run_watch
 
+    skip_pandas_probe()  # the daemon indexes, retains and serves metrics: never pandas
     return run_watch(_config(args))
 
 

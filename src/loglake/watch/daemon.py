@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from loglake.config import Config
 from loglake.errors import ExitCode, LoglakeError
+from loglake.index.collector import fewer_collections
 from loglake.index.runner import state_tag
 from loglake.lake.checkpoint import StateLock
 from loglake.lake.writer import LakeWriter
@@ -289,6 +290,6 @@ class Daemon:
 def run_watch(config: Config, *, stop: threading.Event | None = None) -> int:
     """Run the daemon until stopped; the exit code for the CLI."""
     state_dir = Path(config.state_path())
-    with StateLock(state_dir):
+    with StateLock(state_dir), fewer_collections():  # the indexer's GC thresholds, see there
         main = threading.current_thread() is threading.main_thread()
         return Daemon(config, stop).run(install_signals=main)
