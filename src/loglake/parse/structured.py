@@ -133,7 +133,7 @@ _FLAT_STR = r"'[^'\"\\\x00-\x1f\ud800-\udfff]*'"
 _FLAT_ITEM = (
     rf"{_FLAT_STR} ?: ?(?:{_FLAT_STR}|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 )
-_FLAT_DICT_RE = re.compile(rf"\{{ ?(?:{_FLAT_ITEM}(?: ?, ?{_FLAT_ITEM})*)? ?\}}")
+FLAT_DICT_RE = re.compile(rf"\{{ ?(?:{_FLAT_ITEM}(?: ?, ?{_FLAT_ITEM})*)? ?\}}")
 
 
 def _parse_mapping(s: str) -> dict[str, Any] | None:
@@ -143,7 +143,7 @@ def _parse_mapping(s: str) -> dict[str, Any] | None:
             return v if isinstance(v, dict) else None
         except ValueError:
             pass
-    if "(" not in s and "nan" not in s and "inf" not in s and _FLAT_DICT_RE.fullmatch(s):
+    if "(" not in s and "nan" not in s and "inf" not in s and FLAT_DICT_RE.fullmatch(s):
         try:
             return json.loads(s.replace("'", '"'))  # type: ignore[no-any-return]
         except ValueError:  # an int past Python's digit limit: literal_eval refuses it too

@@ -29,6 +29,7 @@ from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.kv import has_training_signal
+from loglake.parse.metric_dicts import quiet_lines
 from loglake.parse.param_dumps import (
     TORCH_MODULE_KWARGS,
     feed_dump,
@@ -130,11 +131,19 @@ class ParamsParser(BaseParser):
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
         texts, offsets = batch.texts, batch.offsets
         candidates = detail_lines(batch, CANDIDATES)
+        # Once training is under way and no dump or block is open, a metrics dict line
+        # leaves the state as it is and gives nothing: those proven so per shape are skipped.
+        quiet = quiet_lines(batch, candidates)
+        if quiet:
+            skip = set(quiet)
+            reading = [i for i in candidates if i not in skip]
+        else:
+            reading = candidates
 
         def picks() -> list[int] | None:
             if not state["started"] or state["dump"] is not None or state["block"] is not None:
                 return None
-            return candidates
+            return reading
 
         for i in walk(len(texts), picks):
             offset = offsets[i]
