@@ -2,8 +2,8 @@
 
 ``StatusParser.parse`` skips lines its prefilter rules out, asks the lines between
 candidates only whether training resumed while a traceback is pending, counts traceback
-frames in a tight loop, asks ``is_training`` only of lines ``TrainingLines`` keeps, and
-caches ``is_training`` per message shape. The reference here feeds every line to ``_line``
+frames and the lines after a traceback's message in tight loops, asks ``is_training`` only
+of lines ``TrainingLines`` keeps, and caches ``is_training`` per message shape. The reference here feeds every line to ``_line``
 with no prefilter knowledge and ``is_training`` computed from ``classify``; every built-in
 parser runs in both (status depends on the lines they claim), over real files in batches
 of many sizes, and the records and the parser's final state must be the same.

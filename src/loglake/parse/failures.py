@@ -37,8 +37,27 @@ _NCCL_TIMEOUT_RE = re.compile(
 _NCCL_ERROR_RE = re.compile(r"\bNCCL error\b|\bnccl\w*Error\b|NCCL communicator was aborted")
 
 
+# failure_reason by text: a log that retries a flaky read prints the same exception line
+# thousands of times, and the case-insensitive search costs ~10 µs a line
+_REASONS: dict[str, str | None] = {}
+_REASONS_SIZE = 1024
+_REASON_CHARS = 1000  # longer texts are read directly
+_UNREAD: Any = object()
+
+
 def failure_reason(text: str) -> str | None:
     """The reason word for a failure message: ``out_of_memory``, ``nccl_timeout``..."""
+    if len(text) > _REASON_CHARS:
+        return _reason(text)
+    got = _REASONS.get(text, _UNREAD)
+    if got is _UNREAD:
+        if len(_REASONS) >= _REASONS_SIZE:
+            _REASONS.clear()
+        got = _REASONS[text] = _reason(text)
+    return got
+
+
+def _reason(text: str) -> str | None:
     if _OOM_RE.search(text):
         return "out_of_memory"
     if _NCCL_TIMEOUT_RE.search(text):

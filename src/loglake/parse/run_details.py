@@ -1,12 +1,14 @@
 """What the run-detail parsers share (params, facts, datasets, artifacts, packages: what a
-run was, not how it trained): one prefilter pass over a batch that serves all five.
+run was, not how it trained): the passes that find the few lines each of them reads.
 
-Each of them states its own RE2 prefilter (``loglake.parse.prefilter``). An RE2 pass over a
-batch costs per line, whatever the pattern, and these five patterns each keep a few percent
-of the lines. So the first of them to scan a batch runs the union of the five once; each
-then matches its own pattern among the lines the union kept (a pass over ~15 % of the
-batch instead of all of it). A line its own pattern matches matches the union, so every
-parser reads exactly the lines it read with its own pass.
+Each of them states its own RE2 prefilter (``loglake.parse.prefilter``). When a batch's
+lines repeat a few shapes (the usual case), each pattern's answer per shape is remembered
+across batches (``loglake.parse.line_shapes``), so a pass costs a lookup per shape. Else an
+RE2 pass costs per line, whatever the pattern, and these five patterns each keep a few
+percent of the lines: the first of them to scan a batch runs the union of the five once,
+and each then matches its own pattern among the lines the union kept (a pass over ~15 % of
+the batch instead of all of it). A line its own pattern matches matches the union, so
+every parser reads exactly the lines it read with its own pass.
 """
 
 from __future__ import annotations
@@ -39,6 +41,21 @@ def details_pattern() -> str:
 
 
 def detail_lines(batch: LineBatch, *own: str) -> list[int]:
-    """Indices (ascending) of the lines every pattern of ``own`` matches, found among the
-    lines of the shared pass (``batch.matching`` caches it for the batch)."""
+    """Indices (ascending) of the lines every pattern of ``own`` matches: by the shapes'
+    remembered answers, else among the lines of the shared pass (``batch.matching``
+    caches it for the batch)."""
+    if batch.shapes() is not None:
+        return batch.matching(*own)
     return batch.matching(details_pattern(), *own)
+
+
+def line_shape_ids(batch: LineBatch, lines: list[int]) -> list[int] | None:
+    """Each of ``lines``' shape, as an index into the batch's distinct shapes (equal ids,
+    equal shapes), or ``None`` when the batch has no shapes: one ``take`` for the lot."""
+    shapes = batch.shapes()
+    if shapes is None or not lines:
+        return None
+    import pyarrow as pa
+
+    ids: list[int] = shapes.index.take(pa.array(lines, pa.int32())).to_pylist()
+    return ids

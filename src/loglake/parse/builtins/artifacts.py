@@ -17,7 +17,7 @@ from loglake.parse.base import BaseParser, LineBatch
 from loglake.parse.bounded import remember
 from loglake.parse.prefilter import any_literal
 from loglake.parse.records import Emitter
-from loglake.parse.run_details import detail_lines
+from loglake.parse.run_details import detail_lines, line_shape_ids
 from loglake.parse.values import shape_of
 
 _EXT = (
@@ -127,25 +127,59 @@ class ArtifactsParser(BaseParser):
         return {"seen": {}}  # path -> kind already reported
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        for i in detail_lines(batch, CANDIDATES):
-            text = batch.texts[i]
+        texts, offsets = batch.texts, batch.offsets
+        lines = detail_lines(batch, CANDIDATES)
+        shapes = line_shape_ids(batch, lines)
+        # Where a line's path lies, in the line, by the line's shape and where its message
+        # starts there (the log prefix's length depends on more than the shape): the two
+        # fix the message's shape, which fixes announced()'s reading (_EACH_LINE aside).
+        spans: dict[tuple[int, int], _Reading | None] = {}
+        seen = state["seen"]
+        for k, i in enumerate(lines):
+            text = texts[i]
             try:
-                self._line(batch, i, state, out)
+                if text.startswith((" ", "\t")) and text.lstrip().startswith(
+                    ("File ", "raise ", "at ")
+                ):
+                    continue  # a stack frame quoting code, not a message
+                msg = batch.message(i)
+                if shapes is None:
+                    span: _Reading | None = _EACH_LINE
+                else:
+                    key = (shapes[k], len(text) - len(msg))
+                    span = spans.get(key, _UNSEEN)
+                    if span is _UNSEEN:
+                        span = spans[key] = _span_in_line(text, msg)
+                if span is _EACH_LINE:
+                    got = announced(msg.strip())
+                    if got is None:
+                        continue
+                    path, kind = got
+                elif span is None:
+                    continue
+                else:
+                    path, kind = text[span[0] : span[1]], span[2]
+                if seen.get(path) == kind:
+                    continue
+                remember(seen, path, kind)
+                out.artifact(path, offsets[i], kind=kind)
             except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
-                out.error(batch.offsets[i], f"artifacts: {type(e).__name__}: {e}", text)
+                out.error(offsets[i], f"artifacts: {type(e).__name__}: {e}", text)
 
-    def _line(self, batch: LineBatch, i: int, state: dict[str, Any], out: Emitter) -> None:
-        text = batch.texts[i]
-        if text.startswith((" ", "\t")) and text.lstrip().startswith(("File ", "raise ", "at ")):
-            return  # a stack frame quoting code, not a message
-        got = announced(batch.message(i).strip())
-        if got is None:
-            return
-        path, kind = got
-        if state["seen"].get(path) == kind:
-            return
-        remember(state["seen"], path, kind)
-        out.artifact(path, batch.offsets[i], kind=kind)
+
+def _span_in_line(text: str, msg: str) -> _Reading | None:
+    """``announced``'s reading of the line's message, its span moved into the line (so it
+    serves every line of the shape whose message starts at the same place), or
+    ``_EACH_LINE`` when its lines must be read one by one."""
+    stripped = msg.strip()
+    shape = shape_of(stripped)
+    if _LITERAL_DIGIT_RE.search(shape):
+        return _EACH_LINE
+    got = _reading(stripped)
+    if got is None:
+        return None
+    at = len(text) - len(msg.lstrip())  # where ``stripped`` starts in the line
+    return got[0] + at, got[1] + at, got[2]
 
 
 PARSERS = [ArtifactsParser()]

@@ -45,8 +45,17 @@ from loglake.parse.loop_lines import (
 from loglake.parse.prefilter import WS, any_literal
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
+from loglake.parse.traceback_runs import (
+    AFTER_LINES,
+    CHAIN_RE,
+    FRAME_START,
+    RESUMED_LINES,
+    TB_HEAD,
+    after_end,
+    frames_end,
+    only_after,
+)
 
-RESUMED_LINES = 2  # training lines after a traceback that show it was handled
 KILLED = "log stopped mid-stream"
 CLEAN_END = "clean end"
 
@@ -54,12 +63,8 @@ CLEAN_END = "clean end"
 
 # Python prints _IGNORED_HEADS (below) before tracebacks that do not end the process
 # (shutdown noise, a worker thread dying): the job's fate is told elsewhere.
-_FRAME_START = (" ", "\t", "│", "┃", "╭", "╰", "|", "^", "~")
 _LOG_WORDS = frozenset(
     {"INFO", "WARNING", "WARN", "ERROR", "DEBUG", "CRITICAL", "FATAL", "NOTE", "TRACE", "Epoch"}
-)
-_CHAIN_RE = re.compile(
-    r"During handling of the above exception|The above exception was the direct cause"
 )
 _CHILD_FIELD_RE = re.compile(r"(?P<k>time|host|rank|exitcode|error_file|traceback)\s*:\s*(?P<v>.*)")
 _EXITCODE_NUM_RE = re.compile(r"-?\d+")
@@ -97,7 +102,6 @@ _HINTS = HintFilter(tuple(_HINT_WORDS.split("|")))
 # failure, only lines holding a marker hint, a traceback head, an ignored-traceback head or
 # a Keras ``Epoch k/N`` header can change anything; before any training output, also
 # declared loop lengths (``_TOTAL_RE``); after a last Keras epoch header, lines with ``/``.
-_TB_HEAD = "Traceback (most recent call last)"
 _IGNORED_HEADS = ("Exception ignored in", "Error in atexit._run_exitfuncs", "Exception in thread T")
 # "ory", "NCCL" and "fault" stand for the out-of-memory, NCCL-failure and segfault wordings;
 # as plain hints they pass every "Memory allocated", "NCCL backend" and "default" line
@@ -109,7 +113,7 @@ _CANDIDATES = "|".join(
         any_literal(
             (
                 *(h for h in _HINT_WORDS.split("|") if h not in _NARROWED),
-                _TB_HEAD,
+                TB_HEAD,
                 *_IGNORED_HEADS,
                 "Epoch ",
             )
@@ -171,7 +175,8 @@ class StatusParser(BaseParser):
         can change anything, except while a traceback is pending: then any line may be the
         training that forgives it, and the lines between candidates are asked only that
         (``_resumes``). Inside a traceback every line is read, its frames in a tight loop,
-        the others without the markers when they are no candidates.
+        the few lines after its message that only count towards forgetting it in another
+        (``after_end``), the others without the markers when they are no candidates.
         """
         texts, offsets = batch.texts, batch.offsets
         st = state
@@ -189,10 +194,15 @@ class StatusParser(BaseParser):
             if self._reads_every_line(st):
                 tb = st["tb"].get("")
                 if tb is not None and tb["p"] == "frames":
-                    j = _frames_end(texts, i)
+                    j = frames_end(texts, i)
                     if j > i:  # what _line does to each: count it, end "ignored"
                         tb["n"] += j - i
                         st["ignored"] = False
+                        i = j
+                        continue
+                elif tb is not None and tb["p"] == "after" and only_after(st):
+                    j = after_end(batch, i, nxt, tb, training, st, out)
+                    if j > i:
                         i = j
                         continue
                 self._read(batch, i, st, out, trainable=i in training, marked=nxt == i)
@@ -317,9 +327,9 @@ class StatusParser(BaseParser):
             st["ignored"] = True
             return
         ignored, st["ignored"] = st["ignored"], False
-        if _TB_HEAD in body:
+        if TB_HEAD in body:
             head = body.rstrip()
-            if head.endswith((":", "╮", _TB_HEAD)):
+            if head.endswith((":", "╮", TB_HEAD)):
                 st["tb"][prefix] = {"p": "frames", "n": 0, "ignored": ignored}
                 return
         tb = st["tb"].get(prefix)
@@ -346,7 +356,7 @@ class StatusParser(BaseParser):
         phase = tb["p"]
         s = body.strip()
         if phase == "frames":
-            if body.startswith(_FRAME_START) or s.startswith(("[Previous line", 'File "')):
+            if body.startswith(FRAME_START) or s.startswith(("[Previous line", 'File "')):
                 return True
             m = EXC_RE.fullmatch(s)
             if m and m.group("name") not in _LOG_WORDS:
@@ -359,7 +369,7 @@ class StatusParser(BaseParser):
             if tb["n"] > 50:
                 del st["tb"][prefix]
             return False  # a line interleaved from elsewhere
-        if _CHAIN_RE.search(s):
+        if CHAIN_RE.search(s):
             tb["p"], tb["n"] = "chain", 0
             return True
         if phase == "msg":
@@ -377,7 +387,7 @@ class StatusParser(BaseParser):
                 return True
             tb["p"], tb["n"] = "after", 0
             return False
-        if tb["n"] > 5:
+        if tb["n"] > AFTER_LINES:
             del st["tb"][prefix]
         return phase == "chain"
 
@@ -475,20 +485,6 @@ class StatusParser(BaseParser):
         if epoch and epoch[0] == epoch[1] and st["keras_done"] < 0:
             st["keras_done"] = offset
             decide(st, out, "completed", offset, reason=f"final epoch {epoch[0]}/{epoch[1]} done")
-
-
-def _frames_end(texts: list[str], i: int) -> int:
-    """The end of the run of traceback frame lines (``  File "x.py", line 3, in f``, the
-    code under it, rich's boxed frames) from ``i``: lines that cannot open a traceback
-    (no ``Traceback (most recent call last)``) nor close a message (not blank), so all an
-    open traceback's frames phase does with them is count them."""
-    n = len(texts)
-    while i < n:
-        text = texts[i]
-        if not text.startswith(_FRAME_START) or text.isspace() or _TB_HEAD in text:
-            return i
-        i += 1
-    return i
 
 
 PARSERS = [StatusParser()]
