@@ -45,6 +45,9 @@ from loglake.parse.vocabulary import (
 TRACEBACK_HEAD = "Traceback (most recent call last)"
 FRAME_RE = re.compile(r"\s+File \"[^\"]*\", line \d+")
 _DIGIT_RE = re.compile(r"\d")
+_COLUMN_RE = re.compile(r"[A-Za-z_][\w.\-/@]*")
+#: a line logged at one of these levels gives no metric (a warning quoting a loss)
+QUIET_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 # Warnings, stack frames, exception lines ("RuntimeError: ... (32x19 and 20x64)"), URLs.
 NOISE_RE = re.compile(
     r"Warning\b|warnings\.warn|^\s*File \"|^\s*at [\w.$]+\(|https?://|Traceback \("
@@ -287,3 +290,14 @@ def dict_plan(keys: tuple[object, ...], types: tuple[type, ...]) -> DictPlan | N
             emits.append((metric_key(key), i))
             metric_named = metric_named or is_metric_name(key)
     return DictPlan(tuple(counters), tuple(emits), metric_named)
+
+
+def table_header(text: str) -> list[str] | None:
+    """Column names of a padded table header (fastai: ``epoch  train_loss  valid_loss  time``):
+    a line without digits that opens a table."""
+    cols = text.split()
+    if not 3 <= len(cols) <= 40 or not all(_COLUMN_RE.fullmatch(c) for c in cols):
+        return None
+    if has_stopword(cols) or not any(is_metric_name(c) for c in cols):
+        return None
+    return cols

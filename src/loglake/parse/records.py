@@ -284,6 +284,12 @@ class MetricRows:
             add_ts(ts)
             add_offset(offset)
 
+    def extend(self, columns: Sequence[Sequence[Any]]) -> None:
+        """Many rows at once: ``columns`` holds sub, key, value, step, epoch, ts and offset
+        lists of one length (a parser that reads a batch as columns)."""
+        for add, values in zip(self.appends, columns, strict=True):
+            add.__self__.extend(values)  # type: ignore[attr-defined]
+
     def close(self) -> None:
         """The parser column, the claims and the last offset for the values added (rows
         written with ``out.metric`` meanwhile, by the same parser, are complete already)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
@@ -37,6 +37,7 @@ from loglake.parse.kv import (
 from loglake.parse.line_recipes import (
     FRAME_RE,
     NOISE_RE,
+    QUIET_LEVELS,
     TRACEBACK_HEAD,
     PairPlan,
     dict_plan,
@@ -45,13 +46,15 @@ from loglake.parse.line_recipes import (
     metric_key,
     names_of,
     pair_plan,
+    table_header,
 )
 from loglake.parse.prefilter import any_literal
 from loglake.parse.records import Emitter, MetricRows
+from loglake.parse.shape_groups import DictFixed, Fixed
+from loglake.parse.shape_walk import walk_shapes
 from loglake.parse.structured import flatten, number_of, parse_mapping
 from loglake.parse.values import to_int, to_number
 from loglake.parse.vocabulary import (
-    has_stopword,
     is_config_label,
     is_metric_name,
     is_skip_key,
@@ -60,9 +63,7 @@ from loglake.parse.vocabulary import (
 )
 
 _DIGIT_RE = re.compile(r"\d")
-_COLUMN_RE = re.compile(r"[A-Za-z_][\w.\-/@]*")
 _LABEL_DICT_RE = re.compile(r"(?P<label>[A-Za-z_][\w .\-/]{0,40}?)\s*[:=]\s*(?P<obj>\{.*\})")
-_QUIET_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 
 # Prefilter (loglake.parse.prefilter): the lines this parser can act on, outside a traceback
 # or a table. A traceback's first line or a frame (they open the skipped region); a padded
@@ -86,8 +87,10 @@ class GenericMetricsParser(BaseParser):
     """Metrics from lines no specific parser claimed.
 
     A line is read through its shape's recipe (``loglake.parse.line_recipes``): lines of one
-    template share the reading and pay only for their numbers. ``recipes=False`` reads every
-    line afresh, the reference the recipes are tested against.
+    template share the reading and pay only for their numbers. A batch whose shapes repeat
+    is walked by ``loglake.parse.shape_walk``: the lines of a shape read at fixed places are
+    read as Arrow columns, the rest one at a time (``_read``), in order. ``recipes=False``
+    reads every line afresh, the reference both are tested against.
     """
 
     name = "generic"
@@ -110,8 +113,36 @@ class GenericMetricsParser(BaseParser):
     def _walk(
         self, batch: LineBatch, state: dict[str, Any], out: Emitter, rows: MetricRows
     ) -> None:
-        texts, offsets, tss = batch.texts, batch.offsets, batch.ts
         candidates = batch.matching(CANDIDATES)
+        shapes = batch.shapes() if self.recipes and candidates else None
+        if shapes is not None and walk_shapes(
+            batch,
+            state,
+            out,
+            rows,
+            candidates,
+            shapes,
+            self._read,
+            read_fixed,
+            self._context_lines(batch),
+        ):
+            return
+        self._walk_lines(batch, state, out, rows, candidates)
+
+    @staticmethod
+    def _context_lines(batch: LineBatch) -> Callable[[], list[int]]:
+        return lambda: batch.matching(CANDIDATES, CONTEXT_CANDIDATES)
+
+    def _walk_lines(
+        self,
+        batch: LineBatch,
+        state: dict[str, Any],
+        out: Emitter,
+        rows: MetricRows,
+        candidates: list[int],
+    ) -> None:
+        """Every line read in order (a batch whose shapes do not repeat, or ``recipes=False``)."""
+        texts, offsets = batch.texts, batch.offsets
         context: set[int] | None = None
         claimed = out.claimed
         # prefilter.walk's order, inlined (it asks for the candidates after every line): the
@@ -137,11 +168,24 @@ class GenericMetricsParser(BaseParser):
                     if i not in context:
                         i += 1
                         continue
-            try:
-                self._line(batch, i, tss[i] if tss is not None else None, mine, state, rows)
-            except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
-                out.error(offsets[i], f"generic metrics: {type(e).__name__}: {e}", texts[i])
+            self._read(batch, i, mine, state, out, rows)
             i += 1
+
+    def _read(
+        self,
+        batch: LineBatch,
+        i: int,
+        claimed: bool,
+        state: dict[str, Any],
+        out: Emitter,
+        rows: MetricRows,
+    ) -> None:
+        """Line ``i`` read on its own; an error is a ``parse_errors`` row."""
+        ts = batch.ts[i] if batch.ts is not None else None
+        try:
+            self._line(batch, i, ts, claimed, state, rows)
+        except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
+            out.error(batch.offsets[i], f"generic metrics: {type(e).__name__}: {e}", batch.texts[i])
 
     def _line(
         self,
@@ -172,10 +216,10 @@ class GenericMetricsParser(BaseParser):
             return
         if not (line.has_digit if line is not None else _DIGIT_RE.search(text)):
             if "  " in text:  # a padded header row opens a table; any other line ends one
-                state["cols"] = _table_header(text)
+                state["cols"] = table_header(text)
             return
         stamp, level, msg = batch.prefix(i)
-        if level in _QUIET_LEVELS:
+        if level in QUIET_LEVELS:
             return
         recipe = message_recipe(line, text, msg) if line is not None else None
         if recipe.noise if recipe is not None else NOISE_RE.search(msg):
@@ -304,14 +348,63 @@ class GenericMetricsParser(BaseParser):
         return True
 
 
-def _table_header(text: str) -> list[str] | None:
-    """Column names of a padded table header (fastai: ``epoch  train_loss  valid_loss  time``)."""
-    cols = text.split()
-    if not 3 <= len(cols) <= 40 or not all(_COLUMN_RE.fullmatch(c) for c in cols):
-        return None
-    if has_stopword(cols) or not any(is_metric_name(c) for c in cols):
-        return None
-    return cols
+def read_fixed(
+    reading: Fixed | DictFixed,
+    text: str,
+    offset: int,
+    ts: float | None,
+    claimed: bool,
+    state: dict[str, Any],
+    rows: MetricRows,
+) -> bool:
+    """``_line``'s reading of a line whose shape says where everything is
+    (``loglake.parse.shape_groups``); False for a line to read the plain way after all (an
+    unclaimed line whose names hold digits, a dict number with a leading zero)."""
+    if type(reading) is DictFixed:
+        return _read_dict(reading, text, offset, ts, claimed, state, rows)
+    fixed: Fixed = reading  # type: ignore[assignment]
+    if fixed.plan is None and not claimed:
+        return False
+    at = fixed.step_at
+    step = int(text[at[0] : at[1]]) if at else None
+    at = fixed.epoch_at
+    epoch = float(text[at[0] : at[1]]) if at else None
+    values = [float(text[a:b]) for a, b in fixed.nums]
+    if claimed:  # a claimed line only sets the context
+        _context(*_counted(fixed.counters, values, step, epoch), state)
+        return True
+    _apply(fixed.plan, values, step, epoch, offset, ts, False, state, rows)  # type: ignore[arg-type]
+    return True
+
+
+def _read_dict(
+    fixed: DictFixed,
+    text: str,
+    offset: int,
+    ts: float | None,
+    claimed: bool,
+    state: dict[str, Any],
+    rows: MetricRows,
+) -> bool:
+    """``_dict_line``'s reading of a flat dict line whose shape says where its numbers are."""
+    for at in fixed.zeros:
+        if text[at] == "0":
+            return False
+    nums = [float(text[a:b]) for a, b in fixed.nums]
+    step: int | None = None
+    epoch: float | None = None
+    plan = fixed.plan
+    for k, is_step in plan.counters:
+        if is_step:
+            step = to_int(nums[k])
+        else:
+            epoch = nums[k]
+    if step is None and epoch is None and not plan.metric_named:
+        return True  # a settings dict: the params parser's business
+    at_step, at_epoch = _context(step, epoch, state)
+    if not claimed:
+        rows.line(plan.emits, nums, offset, at_step, at_epoch, ts)
+    return True
 
 
 def _table_row(msg: str, cols: list[str]) -> list[Pair] | None:

@@ -1,0 +1,362 @@
+"""The generic metrics parser's batch as columns: every line read at fixed places at once.
+
+``shape_groups`` says per line shape how its lines read. Here each group of candidate lines
+of one ``Fixed``/``DictFixed`` shape is read with Arrow: its numbers sliced at their places
+and cast (Arrow's cast and ``float()`` both round correctly; a number spelled otherwise than
+in digits goes through ``float()``), the step/epoch each line names itself, its stamp.
+Shapes too small to be worth it alone are read together with the other widths of their
+numbers (``shape_families``), or else one line at a time. What remains per line for Python
+is what is truly sequential: lines read the plain way (tracebacks, tables, dicts after a
+label, ``batch=N``...), which ``shape_walk`` walks in order, and the running step/epoch
+context, which becomes two forward fills (``context``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from loglake.parse.shape_families import Family, family_of
+from loglake.parse.shape_groups import SKIP, DictFixed, Fixed, reading_of, slice_at, stamps_of
+
+_DIGIT_FORMS = frozenset("0123456789.-+eE")
+_INT64 = 2.0**63
+
+
+#: a group of fewer lines is read line by line (its reading known, ``read_fixed``): an
+#: Arrow call costs ~10 µs whatever its size, and a group takes a few dozen
+MIN_GROUP = 24
+
+
+class ShapeColumns(NamedTuple):
+    """A batch's candidate lines (``k``: index into the candidates) by what their shapes say.
+
+    ``slow``: the candidates read one at a time, in order (ascending); ``readings[j]``: the
+    ``Fixed``/``DictFixed`` reading of ``slow[j]`` when its shape has one (else None) and
+    ``stamps[j]`` its stamp (None: the line has no dated stamp, or one not a valid date).
+    The rest is about the lines read as columns: ``fast`` (Arrow bool per candidate: read
+    here unless a traceback or table is open there), ``step``/``epoch``: the counters such a
+    line names itself (null: none), in ``_context``'s terms; ``ts``: its stamp; ``emits``:
+    (a group's candidates, metric key, values, order of the key on its line, which of the
+    group's lines emit it) per metric of a group's plan.
+    """
+
+    slow: list[int]
+    readings: list[Any]
+    stamps: list[float | None]
+    fast: Any
+    step: Any
+    epoch: Any
+    ts: Any
+    emits: list[tuple[Any, str, Any, int, Any]]
+
+
+def shape_columns(
+    batch: Any, shapes: Any, candidates: list[int], picks: Any, mine: Any, skip: Any
+) -> ShapeColumns:
+    """Read the candidates' shape groups (``picks``: ``candidates`` as an Arrow int32
+    array). ``mine`` (Arrow bool per candidate): a specific parser claimed the line (it only
+    sets the context); ``skip``: a claimed line that cannot even do that
+    (``CONTEXT_CANDIDATES``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    m = len(candidates)
+    sids = pc.take(shapes.index, picks)
+    order = pc.sort_indices(sids).cast(pa.int32())  # stable: a shape's lines in their order
+    ordered = pc.take(sids, order)
+    starts = [0, *pc.add(pc.indices_nonzero(pc.not_equal(ordered[1:], ordered[:-1])), 1)
+              .to_pylist()]  # fmt: skip
+    firsts = pc.take(order, pa.array(starts, pa.int32())).to_pylist()
+    count = len(shapes.distinct)
+    of: list[Any] = [None] * count  # per shape: its reading
+    gives = [True] * count  # per shape: whether its lines may give anything
+    layouts: dict[Any, int] = {}  # a dated stamp's fields -> its number
+    layout_of = [-1] * count
+    groups = []  # (where its lines are in ``order``, reading, family) of the column groups
+    families: dict[Any, tuple[Family, Any, list[tuple[int, int]]]] = {}
+    bounds = [*starts, m]
+    for g, sid in enumerate(pc.take(ordered, pa.array(starts, pa.int32())).to_pylist()):
+        reading = of[sid] = reading_of(batch.texts[candidates[firsts[g]]])
+        if not isinstance(reading, Fixed | DictFixed):
+            gives[sid] = reading is not SKIP
+            of[sid] = None
+            continue
+        if reading.stamp is not None:  # byte positions: the columns slice bytes
+            fields = (reading.bytes_at or reading).stamp
+            layout_of[sid] = layouts.setdefault(fields, len(layouts))
+        if bounds[g + 1] - bounds[g] >= MIN_GROUP:
+            groups.append(([(bounds[g], bounds[g + 1])], reading, None))
+            continue
+        got = family_of(reading, batch.texts[candidates[firsts[g]]])
+        if got is not None:
+            member = families.setdefault(got[0], (got[1], reading, []))
+            member[2].append((bounds[g], bounds[g + 1]))
+    for family, reading, slices in families.values():
+        if len(slices) > 1 and sum(b - a for a, b in slices) >= MIN_GROUP:
+            groups.append((slices, reading, family))
+    arr = batch.arrow().view(pa.binary())  # sliced at byte positions (``bytes_at``)
+    pieces = []
+    if layouts:
+        laid = pc.take(pa.array(layout_of, pa.int32()), sids)
+        for fields, n in layouts.items():
+            at = pc.indices_nonzero(pc.equal(laid, n)).cast(pa.int32())
+            pieces.append((at, stamps_of(pc.take(arr, pc.take(picks, at)), fields)))
+    ts_all = _Scatter(m, [at for at, _ in pieces]).values([v for _, v in pieces], pa.float64())
+
+    parts = []
+    emits: list[tuple[Any, str, Any, int, Any]] = []
+    if groups:  # each group is a slice of these (in ``order``)
+        all_lines = pc.take(arr, pc.take(picks, order))
+        all_mine = pc.take(mine, order)
+        all_ts = pc.take(ts_all, order)
+    for slices, reading, family in groups:
+        at = _joined(order, slices)
+        lines = _joined(all_lines, slices)
+        ts = _joined(all_ts, slices) if reading.stamp is not None else None
+        if family is None:
+            texts = _sliced(reading.bytes_at or reading, lines)
+        else:
+            texts = _extracted(family, lines)
+        read = _fixed_group if isinstance(reading, Fixed) else _dict_group
+        got = read(reading, texts, _joined(all_mine, slices), ts)  # type: ignore[operator]
+        if got is None:
+            continue
+        ok, step, epoch, found = got
+        parts.append((at, ok, step, epoch))
+        emits.extend((at, key, values, q, which) for which, key, values, q in found)
+    spread = _Scatter(m, [p[0] for p in parts])
+    fast = pc.and_not(pc.fill_null(spread.values([p[1] for p in parts], pa.bool_()), False), skip)
+    # the rest is read one line at a time (a line of a group the columns cannot read too)
+    nothing = pc.invert(pc.take(pa.array(gives, pa.bool_()), sids))
+    slow = pc.indices_nonzero(pc.invert(pc.or_(pc.or_(fast, skip), nothing))).cast(pa.int32())
+    slow_sids = pc.take(sids, slow).to_pylist()
+    return ShapeColumns(
+        slow.to_pylist(),
+        [of[sid] for sid in slow_sids],
+        pc.take(ts_all, slow).to_pylist(),
+        fast,
+        spread.values([p[2] for p in parts], pa.int64()),
+        spread.values([p[3] for p in parts], pa.float64()),
+        ts_all,
+        emits,
+    )
+
+
+def _joined(values: Any, slices: list[tuple[int, int]]) -> Any:
+    """The parts of an Arrow array at ``slices``, as one array."""
+    import pyarrow as pa
+
+    if len(slices) == 1:
+        return values[slices[0][0] : slices[0][1]]
+    return pa.concat_arrays([values[a:b] for a, b in slices])
+
+
+class _Scatter:
+    """Puts values given for some candidates (disjoint index arrays) at their places in one
+    array of ``m`` (null elsewhere): a take by the inverse of the permutation the index
+    arrays and the missing indices make."""
+
+    def __init__(self, m: int, where: list[Any]) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self.missing = m
+        self.inverse = None
+        if where:
+            at = pa.concat_arrays(where)
+            rest = pc.indices_nonzero(pc.invert(pc.is_in(arange(m), value_set=at)))
+            self.missing = len(rest)
+            self.inverse = pc.sort_indices(pa.concat_arrays([at, rest.cast(pa.int32())]))
+
+    def values(self, parts: list[Any], kind: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.inverse is None:
+            return pa.nulls(self.missing, kind)
+        return pc.take(pa.concat_arrays([*parts, pa.nulls(self.missing, kind)]), self.inverse)
+
+
+def arange(m: int) -> Any:
+    """0 .. m-1 as an Arrow int32 array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.indices_nonzero(pa.repeat(True, m)).cast(pa.int32())
+
+
+def _floats(texts: Any) -> Any:
+    """float() of each text (an Arrow float64 array; texts of one number shape)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    first = pc.drop_null(texts)[:1].to_pylist()
+    if not first or _DIGIT_FORMS.issuperset(first[0]):
+        return pc.cast(texts, pa.float64())
+    return pa.array([float(t) for t in texts.to_pylist()], pa.float64())  # nan, inf
+
+
+def _ints(texts: Any) -> Any:
+    """int() of each text of digits; None when one may not fit an int64."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if (pc.max(pc.binary_length(texts)).as_py() or 0) > 18:
+        return None
+    return pc.cast(texts, pa.int64())
+
+
+def _whole(values: Any) -> Any:
+    """Where a float is an integer (``float.is_integer``); None when one is too large for an
+    int64 (Python's int() would still read it: the group is read line by line)."""
+    import pyarrow.compute as pc
+
+    whole = pc.and_(pc.is_finite(values), pc.equal(pc.floor(values), values))
+    if pc.any(pc.and_(whole, pc.greater_equal(pc.abs(values), _INT64))).as_py():
+        return None
+    return whole
+
+
+def _as_int(values: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.cast(values, pa.int64(), safe=False)  # only read where _whole says so
+
+
+class _Texts(NamedTuple):
+    """A group's texts of each number (``nums``), of its step and epoch counters (None: the
+    reading has none), and which lines they were found in (``found``)."""
+
+    nums: list[Any]
+    step: Any
+    epoch: Any
+    found: Any
+
+
+def _sliced(reading: Fixed | DictFixed, lines: Any) -> _Texts:
+    """The texts of a shape's lines at its reading's (byte) positions."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pa.repeat(True, len(lines))
+    if isinstance(reading, DictFixed):
+        for z in reading.zeros:  # a leading zero: not JSON, the line is read on its own
+            found = pc.and_(found, pc.not_equal(slice_at(lines, (z, z + 1)), "0"))
+        return _Texts([slice_at(lines, span) for span in reading.nums], None, None, found)
+    return _Texts(
+        [slice_at(lines, span) for span in reading.nums],
+        slice_at(lines, reading.step_at) if reading.step_at else None,
+        slice_at(lines, reading.epoch_at) if reading.epoch_at else None,
+        found,
+    )
+
+
+def _extracted(family: Family, lines: Any) -> _Texts:
+    """The texts of a family's lines, found by its pattern."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    got = pc.extract_regex(lines.view(pa.string()), family.pattern)
+    return _Texts(
+        [got.field(name) for name in family.nums],
+        got.field(family.step_at) if family.step_at else None,
+        got.field(family.epoch_at) if family.epoch_at else None,
+        pc.is_valid(got),
+    )
+
+
+def _fixed_group(fixed: Fixed, texts: _Texts, mine: Any, ts: Any) -> Any:
+    """``_line``'s recipe reading of a group: (which lines it reads, their own step and
+    epoch, emits); None for a group read line by line. ``ts``: the lines' stamps."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(mine)
+    values = [_floats(t) for t in texts.nums]
+    step = _ints(texts.step) if texts.step is not None else pa.nulls(n, pa.int64())
+    if step is None:
+        return None
+    epoch = _floats(texts.epoch) if texts.epoch is not None else pa.nulls(n, pa.float64())
+    for k, is_step in fixed.counters:  # _counted: a step only when it is an integer
+        if is_step:
+            whole = _whole(values[k])
+            if whole is None:
+                return None
+            step = pc.if_else(whole, _as_int(values[k]), step)
+        else:
+            epoch = values[k]
+    ok = texts.found if ts is None else pc.and_(texts.found, pc.is_valid(ts))
+    if fixed.plan is None:  # names holding digits: only a claimed line is read here
+        ok = pc.and_(ok, mine)
+    found: list[tuple[Any, str, Any, int]] = []
+    if fixed.plan is not None:
+        own = pc.or_(pc.is_valid(step), pc.is_valid(epoch))
+        for named in (False, True):
+            emits = fixed.plan.emits[named]
+            if emits:
+                which = pc.and_(pc.and_not(ok, mine), own if named else pc.invert(own))
+                found.extend((which, key, values[k], q) for q, (key, k) in enumerate(emits))
+    return ok, step, epoch, found
+
+
+def _dict_group(fixed: DictFixed, texts: _Texts, mine: Any, ts: Any) -> Any:
+    """``_dict_line``'s reading of a group of flat dict lines (as ``_fixed_group``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(mine)
+    values = [_floats(t) for t in texts.nums]
+    ok = texts.found if ts is None else pc.and_(texts.found, pc.is_valid(ts))
+    step = pa.nulls(n, pa.int64())
+    epoch = pa.nulls(n, pa.float64())
+    plan = fixed.plan
+    for k, is_step in plan.counters:  # to_int: an integer step, else none
+        if is_step:
+            whole = _whole(values[k])
+            if whole is None:
+                return None
+            step = pc.if_else(whole, _as_int(values[k]), pa.scalar(None, pa.int64()))
+        else:
+            epoch = values[k]
+    which = pc.and_not(ok, mine)
+    if not plan.metric_named:  # a settings dict: no metric, no context
+        which = pc.and_(which, pc.or_(pc.is_valid(step), pc.is_valid(epoch)))
+    return ok, step, epoch, [(which, key, values[k], q) for q, (key, k) in enumerate(plan.emits)]
+
+
+def context(
+    columns: ShapeColumns, fast: Any, syncs: list[tuple[int, Any, Any]], start: tuple[Any, Any]
+) -> tuple[Any, Any, Any, Any]:
+    """Per candidate, the step and epoch a fast line's values get (``_context``), and the
+    running step and epoch after the batch.
+
+    ``fast``: the lines finally read from the columns (``columns.fast`` minus those inside a
+    traceback or table); ``syncs``: (candidate, step, epoch) of the running context right
+    after a line read line by line; ``start``: the context before the batch. The running
+    step after a line is the last step set (a fast line's own or a sync's), and likewise
+    the epoch: two forward fills.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    m = len(fast)
+    own_step = pc.if_else(fast, columns.step, pa.scalar(None, pa.int64()))
+    own_epoch = pc.if_else(fast, columns.epoch, pa.scalar(None, pa.float64()))
+    running = []
+    for own, kind, k in ((own_step, pa.int64(), 1), (own_epoch, pa.float64(), 2)):
+        if syncs:
+            mask = [False] * m
+            for s in syncs:
+                mask[s[0]] = True
+            own = pc.replace_with_mask(own, pa.array(mask), pa.array([s[k] for s in syncs], kind))
+        filled = pc.fill_null_forward(pa.concat_arrays([pa.array([start[k - 1]], kind), own]))
+        running.append(filled)
+    step_before, epoch_before = running[0][:m], running[1][:m]
+    at_step = pc.if_else(
+        pc.is_valid(own_step),
+        own_step,
+        pc.if_else(pc.is_valid(own_epoch), pa.scalar(None, pa.int64()), step_before),
+    )
+    at_epoch = pc.coalesce(own_epoch, epoch_before)
+    return at_step, at_epoch, running[0][m].as_py(), running[1][m].as_py()

@@ -1,0 +1,115 @@
+"""Shapes that differ only in how many digits their numbers have, read as one group.
+
+A metric line's numbers change width as training goes on (``step 998`` then ``step 1002``,
+``loss: 0.5`` then ``loss: 0.4375``): each width is its own shape, and a batch may hold a
+few lines of each, too few to read as columns (``shape_columns.MIN_GROUP``). Shapes whose
+text is the same once each run of digits is one digit form a *family*. When each shape's
+own reading (``shape_groups.reading_of``) is the same but for its positions, and puts every
+number at the same runs of digits, one Arrow ``extract_regex`` (the family's text, each
+run of digits ``[0-9]+``) reads the numbers of all its lines: the pattern matches a line of
+any of those shapes in one way only, since runs of digits are separated by other text.
+
+Shapes of a family share their stamp's fields (the same places: a stamp's digits keep
+their width), read as for a shape (``stamps_of``). A dict number's integer part is
+matched as JSON has it (no leading zero): a line with one does not match and is read on its
+own, as ``dict_shapes`` requires.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+from typing import Any, NamedTuple
+
+from loglake.parse.kv import Span
+from loglake.parse.shape_groups import DictFixed, Fixed
+from loglake.parse.values import shape_of
+
+_RUN_RE = re.compile(r"[0-9]+")
+_META = frozenset("\\.^$|?*+()[]{}")
+_JSON_INT = "(?:0|[1-9][0-9]*)"
+
+
+class Family(NamedTuple):
+    """How a family's lines are read: its ``pattern`` (RE2, named groups ``n0``...), and per
+    number of the reading (``nums``), step and epoch counter, the group that holds it."""
+
+    pattern: str
+    nums: tuple[str, ...]
+    step_at: str | None
+    epoch_at: str | None
+
+
+_FAMILIES: dict[bytes, tuple[Any, Family] | None] = {}
+_FAMILIES_SIZE = 4096
+
+
+def family_of(reading: Fixed | DictFixed, text: str) -> tuple[Any, Family] | None:
+    """The family of ``text``'s shape (``reading`` its reading): a key equal for every shape
+    of the family read the same way, and how to read it; None when its numbers cannot be
+    told apart by runs of digits. Worked out once per shape."""
+    shape = shape_of(text)
+    got = _FAMILIES.get(shape, _FAMILIES)
+    if got is _FAMILIES:
+        if len(_FAMILIES) >= _FAMILIES_SIZE:
+            _FAMILIES.clear()
+        got = _FAMILIES[shape] = _family(reading, text)
+    return got  # type: ignore[return-value]
+
+
+def _family(reading: Fixed | DictFixed, text: str) -> tuple[Any, Family] | None:
+    runs = [m.span() for m in _RUN_RE.finditer(text)]
+    spans: list[Span | None] = list(reading.nums)
+    if isinstance(reading, Fixed):
+        spans += [reading.step_at, reading.epoch_at]
+    names: dict[Span, str] = {}
+    for span in spans:
+        if span is not None and span not in names:
+            names[span] = f"n{len(names)}"
+    ordered = sorted(names)
+    for a, b in pairwise(ordered):
+        if a[1] > b[0]:
+            return None  # overlapping numbers
+    starts = {span[0]: names[span] for span in ordered}
+    ends = {span[1] for span in ordered}
+    first_runs = {span[0] if "0" <= text[span[0]] <= "9" else span[0] + 1 for span in ordered}
+    out: list[str] = []
+    i = 0
+    run = 0
+    while i <= len(text):
+        if i in ends:
+            out.append(")")
+        if i == len(text):
+            break
+        if i in starts:
+            out.append(f"(?P<{starts[i]}>")
+        if run < len(runs) and runs[run][0] == i:
+            end = runs[run][1]
+            if end > i and any(a < end and i < b and (a > i or b < end) for a, b in ordered):
+                return None  # a number begins or ends inside a run of digits
+            if isinstance(reading, DictFixed) and i in first_runs:
+                out.append(_JSON_INT)
+            else:
+                out.append("[0-9]+")
+            i = end
+            run += 1
+            continue
+        c = text[i]
+        out.append("\\" + c if c in _META else c)
+        i += 1
+    for a, b in ordered:  # every number holds a digit (a run of digits places it)
+        if not any(a <= x < b for x, _ in runs):
+            return None
+    pattern = "^" + "".join(out) + "$"
+    family = Family(
+        pattern,
+        tuple(names[s] for s in reading.nums),
+        names[reading.step_at] if isinstance(reading, Fixed) and reading.step_at else None,
+        names[reading.epoch_at] if isinstance(reading, Fixed) and reading.epoch_at else None,
+    )
+    stamp = (reading.bytes_at or reading).stamp  # the columns read stamps at byte positions
+    if isinstance(reading, Fixed):
+        same = ("fixed", reading.plan, reading.counters, reading.stamp, stamp)
+    else:
+        same = ("dict", reading.plan, reading.stamp, stamp)
+    return (same, family), family

@@ -1,0 +1,278 @@
+"""The generic metrics parser's walk over a batch whose line shapes repeat.
+
+``GenericMetricsParser`` reads a line at a time: a traceback or a table, once opened, decides
+how the next lines read, and a line's step/epoch comes from the last one that named them.
+Here only the lines that need that are read one at a time, in order (``shape_columns.
+ShapeColumns.slow``, and every line while a traceback or table is open); the lines of shapes
+read at fixed places are read as columns, and get their step/epoch afterwards from the
+running context, a forward fill over what the fast lines name and what the running context
+was after each line read on its own. Their metric rows are merged with the others in line
+order, so the rows are exactly the line-by-line walk's.
+"""
+
+from __future__ import annotations
+
+import copy
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from typing import Any
+
+from loglake.parse.records import METRIC_COLUMNS, Emitter, MetricRows
+from loglake.parse.shape_columns import ShapeColumns, arange, context, shape_columns
+
+#: reads line ``i`` on its own: (batch, i, claimed, state, out, rows)
+ReadLine = Callable[[Any, int, bool, dict[str, Any], Emitter, MetricRows], None]
+#: reads line ``i`` by its shape's reading: (reading, text, offset, ts, claimed, state, rows);
+#: False when the line must be read on its own after all
+ReadFixed = Callable[[Any, str, int, Any, bool, dict[str, Any], MetricRows], bool]
+
+
+class _Unfit(Exception):
+    """A value the columns cannot hold (a step past int64): read the batch line by line."""
+
+
+def walk_shapes(
+    batch: Any,
+    state: dict[str, Any],
+    out: Emitter,
+    rows: MetricRows,
+    candidates: list[int],
+    shapes: Any,
+    read: ReadLine,
+    read_fixed: ReadFixed,
+    context_lines: Callable[[], list[int]],
+) -> bool:
+    """Read the batch; False (having changed nothing) when it must be read line by line."""
+    import pyarrow as pa
+
+    saved = copy.deepcopy(state)
+    errors = len(out.errors)
+    try:
+        _walk(batch, state, out, rows, candidates, shapes, read, read_fixed, context_lines)
+    except (_Unfit, pa.ArrowException, OverflowError):  # a value Arrow cannot hold
+        state.clear()
+        state.update(saved)
+        for values in out.errors.data.values():
+            del values[errors:]
+        return False
+    return True
+
+
+def _walk(
+    batch: Any,
+    state: dict[str, Any],
+    out: Emitter,
+    rows: MetricRows,
+    candidates: list[int],
+    shapes: Any,
+    read: ReadLine,
+    read_fixed: ReadFixed,
+    context_lines: Callable[[], list[int]],
+) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts, offsets = batch.texts, batch.offsets
+    claimed = out.claimed
+    m = len(candidates)
+    mine_list = [offsets[i] in claimed for i in candidates]
+    mine = pa.array(mine_list, pa.bool_())
+    picks = pa.array(candidates, pa.int32())
+    skip = pa.repeat(False, m)
+    if any(mine_list):  # a claimed line outside CONTEXT_CANDIDATES cannot change anything
+        in_context = pc.is_in(picks, pa.array(context_lines(), pa.int32()))
+        skip = pc.and_not(mine, in_context)
+    columns = shape_columns(batch, shapes, candidates, picks, mine, skip)
+    start = (state["step"], state["epoch"])
+    before = _fast_before(columns, m)
+
+    # the lines read on their own, in order; their rows go to a side emitter, merged below
+    side = Emitter()
+    side_rows = MetricRows(side)
+    syncs: dict[int, tuple[Any, Any]] = {}  # candidate -> running (step, epoch) right after it
+    covered: list[tuple[int, int]] = []  # candidates read inside a traceback or table
+    last = -1  # the last candidate read on its own (fast lines after it set the context)
+    n = len(texts)
+    i = 0
+    slow, readings, stamps, tss = columns.slow, columns.readings, columns.stamps, batch.ts
+    j = 0
+    while True:
+        if state["tb"] or state["cols"]:
+            first = bisect_left(candidates, i)
+            while i < n and (state["tb"] or state["cols"]):
+                if state["tb"]:
+                    i = traceback_end(texts, i, state)
+                    continue
+                read(batch, i, offsets[i] in claimed, state, out, side_rows)
+                i += 1
+            end = bisect_left(candidates, i)
+            if end > first:
+                covered.append((first, end))
+            if end == 0:
+                start = (state["step"], state["epoch"])
+            else:
+                last = end - 1
+                syncs[last] = (state["step"], state["epoch"])
+            if i >= n:
+                break
+            continue
+        while j < len(slow) and candidates[slow[j]] < i:
+            j += 1
+        if j >= len(slow):
+            break
+        k = slow[j]
+        step_at, step, epoch_at, epoch = before[j]
+        if step_at is not None and step_at > last:
+            state["step"] = step
+        if epoch_at is not None and epoch_at > last:
+            state["epoch"] = epoch
+        i = candidates[k]
+        reading = readings[j]
+        if reading is None or not (
+            (reading.stamp is None or stamps[j] is not None)
+            and read_fixed(
+                reading,
+                texts[i],
+                offsets[i],
+                _ts(tss, i, stamps[j]),
+                mine_list[k],
+                state,
+                side_rows,
+            )
+        ):
+            read(batch, i, mine_list[k], state, out, side_rows)
+        last = k
+        syncs[k] = (state["step"], state["epoch"])
+        i += 1
+        j += 1
+
+    fast = columns.fast
+    if covered:
+        inside = [False] * m
+        for a, b in covered:
+            inside[a:b] = [True] * (b - a)
+        fast = pc.and_not(fast, pa.array(inside, pa.bool_()))
+    try:
+        at_step, at_epoch, end_step, end_epoch = context(
+            columns, fast, sorted((k, *v) for k, v in syncs.items()), start
+        )
+    except (pa.ArrowException, OverflowError, TypeError) as e:
+        raise _Unfit from e
+    state["step"], state["epoch"] = end_step, end_epoch
+    fast_rows = _fast_rows(batch, picks, columns, pc.and_not(fast, mine), at_step, at_epoch)
+    _merge(rows, fast_rows, side.metrics.data)
+
+
+def traceback_end(texts: list[str], i: int, state: dict[str, Any]) -> int:
+    """The line after an open traceback's last line, from line ``i`` (as the parser reads
+    it: frames and source lines are indented, blank lines belong to it, the exception line
+    ends it); closes the traceback in ``state`` when its end is in the batch."""
+    n = len(texts)
+    while i < n:
+        text = texts[i]
+        i += 1
+        if text and text[0] not in " \t" and text.strip():
+            state["tb"] = False
+            break
+    return i
+
+
+def _ts(tss: list[float | None] | None, i: int, stamp: float | None) -> float | None:
+    ts = tss[i] if tss is not None else None
+    return stamp if ts is None else ts
+
+
+def _fast_before(columns: ShapeColumns, m: int) -> list[tuple[Any, Any, Any, Any]]:
+    """Per line read on its own: (candidate, step) of the last fast line before it that
+    names a step, and likewise for the epoch (None: no such line)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    slow = pa.array(columns.slow, pa.int32())
+    got = []
+    for own in (columns.step, columns.epoch):
+        named = pc.and_(columns.fast, pc.is_valid(own))
+        at = pc.if_else(named, arange(m), pa.scalar(None, pa.int32()))
+        filled = pc.fill_null_forward(at)
+        prior = pa.concat_arrays([pa.nulls(1, pa.int32()), filled[:-1]]) if m else filled
+        where = pc.take(prior, slow)
+        got.append(where.to_pylist())
+        got.append(pc.take(own, pc.fill_null(where, 0)).to_pylist() if m else [])
+    return list(zip(*got, strict=True))
+
+
+def _fast_rows(
+    batch: Any,
+    picks: Any,
+    columns: ShapeColumns,
+    emitting: Any,
+    at_step: Any,
+    at_epoch: Any,
+) -> dict[str, list[Any]]:
+    """The metric rows of the fast lines, in line order (a line's metrics in its plan's
+    order), as ``MetricRows`` columns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not columns.emits:
+        return {}
+    names = sorted({e[1] for e in columns.emits})
+    number = {key: n for n, key in enumerate(names)}
+    k = pa.concat_arrays([e[0] for e in columns.emits])
+    keep = pc.and_(pa.concat_arrays([e[4] for e in columns.emits]), pc.take(emitting, k))
+    table = pa.table(
+        {
+            "k": k,
+            "q": pa.concat_arrays([pa.repeat(e[3], len(e[0])) for e in columns.emits]),
+            "key": pa.concat_arrays([pa.repeat(number[e[1]], len(e[0])) for e in columns.emits]),
+            "value": pa.concat_arrays([e[2] for e in columns.emits]),
+        }
+    ).filter(keep)
+    if not table.num_rows:
+        return {}
+    table = table.sort_by([("k", "ascending"), ("q", "ascending")])
+    k = table.column("k")
+    lines = pc.take(picks, k).to_pylist()
+    offsets = batch.offsets
+    tss = batch.ts
+    stamps = pc.take(columns.ts, k)
+    if tss is not None and tss.count(None) < len(tss):  # the envelope's times come first
+        stamps = pc.coalesce(pa.array([tss[i] for i in lines], pa.float64()), stamps)
+    return {
+        "sub": [None] * len(lines),
+        "key": [names[n] for n in table.column("key").to_pylist()],
+        "value": table.column("value").to_pylist(),
+        "step": pc.take(at_step, k).to_pylist(),
+        "epoch": pc.take(at_epoch, k).to_pylist(),
+        "ts": stamps.to_pylist(),
+        "offset": [offsets[i] for i in lines],
+    }
+
+
+def _merge(rows: MetricRows, fast: dict[str, list[Any]], side: dict[str, list[Any]]) -> None:
+    """Both sets of rows onto ``rows`` in line order (by offset: a line is read one way)."""
+    names = METRIC_COLUMNS[:-1]
+    if not side["key"]:
+        if fast:
+            rows.extend([fast[c] for c in names])
+        return
+    if not fast:
+        rows.extend([side[c] for c in names])
+        return
+    fo, so = fast["offset"], side["offset"]
+    a = b = 0
+    while a < len(fo) or b < len(so):
+        if b >= len(so):
+            rows.extend([fast[c][a:] for c in names])
+            return
+        if a >= len(fo):
+            rows.extend([side[c][b:] for c in names])
+            return
+        if fo[a] < so[b]:
+            end = bisect_left(fo, so[b], a)
+            rows.extend([fast[c][a:end] for c in names])
+            a = end
+        else:
+            end = bisect_right(so, fo[a], b)
+            rows.extend([side[c][b:end] for c in names])
+            b = end
