@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loglake.lake.schema import SCHEMAS, TS
+from loglake.parse.metric_columns import MetricChunk, MetricColumns
 from loglake.parse.records import Emitter
 from loglake.parse.values import to_number
 from loglake.runs.identity import RunIdentity
@@ -70,10 +71,11 @@ class RunResolver:
         return self.identity(sub).run_id
 
 
-def _table(name: str, cols: dict[str, list[Any] | pa.Array]) -> pa.Table:
+def _table(name: str, cols: dict[str, list[Any] | pa.Array | pa.ChunkedArray]) -> pa.Table:
     schema = SCHEMAS[name]
     arrays = [
-        c if isinstance(c := cols[f.name], pa.Array) else pa.array(c, type=f.type) for f in schema
+        c if isinstance(c := cols[f.name], pa.Array | pa.ChunkedArray) else pa.array(c, type=f.type)
+        for f in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -93,13 +95,16 @@ def _floats(values: list[Any]) -> pa.Array:
         return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
 
 
-def _timestamps(values: list[Any]) -> pa.Array:
+def _timestamps(values: list[Any] | pa.Array | pa.ChunkedArray) -> pa.Array:
     """Epoch seconds to UTC microseconds without a ``datetime`` per row (NaN, None and
     out-of-range stamps become null, as ``_ts`` makes them)."""
-    try:
-        secs = pa.array(values, type=pa.float64(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-        return pa.array([_ts(v) for v in values], type=TS)
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        secs = values.cast(pa.float64())  # NaN fails the range test below: null
+    else:
+        try:
+            secs = pa.array(values, type=pa.float64(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            return pa.array([_ts(v) for v in values], type=TS)
     if secs.null_count == len(secs):
         return pa.nulls(len(secs), TS)
     ok = pc.and_(pc.greater_equal(secs, _TS_MIN), pc.less(secs, _TS_MAX))
@@ -122,8 +127,70 @@ def _run_ids(resolver: RunResolver, subs: list[str | None]) -> pa.Array:
     return ids.take(pa.array([index[s] for s in subs], type=pa.int32()))
 
 
+def _chunk_run_ids(resolver: RunResolver, subs: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``_run_ids`` for a chunk's Arrow ``sub`` column."""
+    n = len(subs)
+    if subs.null_count == n:
+        return pa.repeat(pa.scalar(resolver.run_id(None), pa.string()), n)
+    distinct = pc.unique(subs)
+    ids = pa.array([resolver.run_id(s) for s in distinct.to_pylist()], type=pa.string())
+    return ids.take(pc.index_in(subs, value_set=distinct, skip_nulls=False))
+
+
 def _same(value: str | None, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def _metric_tables(
+    out: Emitter, resolver: RunResolver, ns: str | None, source_fp: str
+) -> list[pa.Table]:
+    """The metrics rows in emission order: listed rows converted a range at a time, each
+    Arrow chunk as it is (no Python object per value), placed where it was emitted."""
+    metrics = out.metrics
+    m = metrics.lists
+    n_listed = len(m["key"])
+    segments = metrics.segments() if isinstance(metrics, MetricColumns) else [(0, n_listed)]
+    parts = []
+    for seg in segments:
+        if isinstance(seg, MetricChunk):
+            t = seg.table
+            n = t.num_rows
+            cols = {
+                "run_id": _chunk_run_ids(resolver, t.column("sub")),
+                "namespace": _same(ns, n),
+                "source_fp": _same(source_fp, n),
+            }
+            cols.update(
+                key=t.column("key"),
+                value=t.column("value"),
+                step=t.column("step"),
+                epoch=t.column("epoch"),
+                ts=_timestamps(t.column("ts")),
+                offset=t.column("offset"),
+                parser=_same(seg.parser, n),
+            )
+            parts.append(_table("metrics", cols))
+            continue
+        a, b = seg
+        if b <= a:
+            continue
+        part = m if (a, b) == (0, n_listed) else {c: v[a:b] for c, v in m.items()}
+        cols = {
+            "run_id": _run_ids(resolver, part["sub"]),
+            "namespace": _same(ns, b - a),
+            "source_fp": _same(source_fp, b - a),
+        }
+        cols.update(
+            key=part["key"],
+            value=_floats(part["value"]),
+            step=part["step"],
+            epoch=_floats(part["epoch"]),
+            ts=_timestamps(part["ts"]),
+            offset=part["offset"],
+            parser=part["parser"],
+        )
+        parts.append(_table("metrics", cols))
+    return parts
 
 
 def record_tables(
@@ -149,20 +216,9 @@ def record_tables(
             "source_fp": _same(source_fp, n),
         }
 
-    m = out.metrics.data
-    if m["key"]:
-        n = len(m["key"])
-        cols = common(m["sub"], n)
-        cols.update(
-            key=m["key"],
-            value=_floats(m["value"]),
-            step=m["step"],
-            epoch=_floats(m["epoch"]),
-            ts=_timestamps(m["ts"]),
-            offset=m["offset"],
-            parser=m["parser"],
-        )
-        tables["metrics"] = _table("metrics", cols)
+    parts = _metric_tables(out, resolver, ns, source_fp)
+    if parts:
+        tables["metrics"] = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     p = out.params.data
     if p["key"]:
         n = len(p["key"])

@@ -246,7 +246,7 @@ def _copy_tree(value: Any) -> Any:
 
 
 def _mark(out: Emitter) -> dict[str, Any]:
-    mark: dict[str, Any] = {name: len(cols) for name, cols in out.tables().items()}
+    mark: dict[str, Any] = {name: cols.mark() for name, cols in out.tables().items()}
     mark["__last__"] = out.last_metric_offset
     return mark
 
@@ -258,21 +258,18 @@ def _rollback(out: Emitter, mark: dict[str, Any], batch_mark: dict[str, Any] | N
     claimed that line too; nothing is copied on the happy path.
     """
     dropped: set[int] = set()
+    tables = out.tables()
     if out.claim_lines:
         for name in ("metrics", "params"):
-            dropped.update(out.tables()[name].data["offset"][mark[name] :])
-    for name, cols in out.tables().items():
-        for values in cols.data.values():
-            del values[mark[name] :]
+            dropped.update(off for off, _ in tables[name].provenance(mark[name]))
+    for name, cols in tables.items():
+        cols.truncate(mark[name])
     out.last_metric_offset = mark["__last__"]
     if dropped and batch_mark is not None:
         kept: set[int] = set()
         claimers = batch_mark["claimers"]
         for name in ("metrics", "params"):
-            d = out.tables()[name].data
-            for off, label in zip(
-                d["offset"][batch_mark[name] :], d["parser"][batch_mark[name] :], strict=True
-            ):
+            for off, label in tables[name].provenance(batch_mark[name]):
                 if label in claimers:
                     kept.add(off)
         out.claimed.difference_update(dropped - kept)

@@ -2,7 +2,9 @@
 
 Parsers call one method per fact they find; each call appends to plain column lists
 (no object per record), because the hot path may see millions of metric points and the
-lake writer turns these lists straight into Arrow arrays.
+lake writer turns these lists straight into Arrow arrays. A parser that reads a batch as
+Arrow columns hands its metric rows over as Arrow arrays (``Emitter.metric_arrays``): they
+stay Arrow chunks up to the lake, placed among the listed rows where they were emitted.
 
 ``sub`` names a sub-run inside a log: one log of a hyperparameter search holds many
 trials, each its own run (e.g. ``sub="trial-3"``); ``None`` is the log's own run.
@@ -10,11 +12,15 @@ trials, each its own run (e.g. ``sub="trial-3"``); ``None`` is the log's own run
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from loglake.parse.metric_columns import METRIC_COLUMNS, MetricColumns, chunk_schema
 from loglake.redact import redact_param, redact_text
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Facts a parser may report about a run; these become columns of the ``runs`` table.
 # Any other fact key lands in the run's ``env`` JSON column.
@@ -31,7 +37,6 @@ RUN_FACT_KEYS = (
 )
 
 STATUSES = ("running", "completed", "failed", "killed", "pruned", "unknown")
-METRIC_COLUMNS = ("sub", "key", "value", "step", "epoch", "ts", "offset", "parser")
 
 
 @dataclass(slots=True)
@@ -47,9 +52,26 @@ class Columns:
     def __len__(self) -> int:
         return len(self.data[self.names[0]])
 
+    @property
+    def lists(self) -> dict[str, list[Any]]:
+        """The column lists to append to (``MetricColumns`` has Arrow chunks besides)."""
+        return self.data
+
     def clear(self) -> None:
         for values in self.data.values():
             values.clear()
+
+    def mark(self) -> int:
+        """Where the rows end now, for ``truncate`` (the pipeline's rollback)."""
+        return len(self.data[self.names[0]])
+
+    def truncate(self, mark: int) -> None:
+        for values in self.data.values():
+            del values[mark:]
+
+    def provenance(self, mark: int) -> Iterator[tuple[int, str]]:
+        """(offset, parser) of the rows after ``mark``."""
+        return zip(self.data["offset"][mark:], self.data["parser"][mark:], strict=True)
 
 
 class Emitter:
@@ -66,7 +88,7 @@ class Emitter:
         self.parser = ""  # "name@version" of the parser now running; set by the pipeline
         self.claim_lines = False
         self.claimed: set[int] = set()
-        self.metrics = Columns(METRIC_COLUMNS)
+        self.metrics: Columns | MetricColumns = MetricColumns()
         self.params = Columns(("sub", "key", "value", "offset", "parser"))
         self.statuses = Columns(("sub", "status", "reason", "error", "offset", "parser"))
         self.facts = Columns(("sub", "key", "value", "offset", "parser"))
@@ -93,7 +115,7 @@ class Emitter:
         sub: str | None = None,
     ) -> None:
         """A metric value; keep the log's own numbering: ``step`` or ``epoch`` as printed."""
-        d = self.metrics.data
+        d = self.metrics.lists
         d["sub"].append(sub)
         d["key"].append(key)
         d["value"].append(value)
@@ -105,6 +127,52 @@ class Emitter:
         self.last_metric_offset = max(self.last_metric_offset, offset)
         if self.claim_lines:
             self.claimed.add(offset)
+
+    def metric_arrays(
+        self,
+        key: pa.Array | pa.ChunkedArray,
+        value: pa.Array | pa.ChunkedArray,
+        offset: pa.Array | pa.ChunkedArray,
+        *,
+        step: pa.Array | pa.ChunkedArray | int | None = None,
+        epoch: pa.Array | pa.ChunkedArray | float | None = None,
+        ts: pa.Array | pa.ChunkedArray | float | None = None,
+        sub: pa.Array | pa.ChunkedArray | str | None = None,
+    ) -> None:
+        """Many metric values at once, as Arrow arrays of one length (a parser that reads a
+        batch as columns): the rows ``metric`` gives one call per row, in array order, after
+        the rows emitted so far, claims and ``last_metric_offset`` included. ``step``,
+        ``epoch``, ``ts`` and ``sub`` may each be one value for every row instead of an
+        array. They stay one Arrow chunk up to the lake: no Python object per value."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = len(key)
+        if not n:
+            return
+        schema = chunk_schema()
+        given = (sub, key, value, step, epoch, ts, offset)
+        cols = []
+        for f, v in zip(schema, given, strict=True):
+            if not isinstance(v, pa.Array | pa.ChunkedArray):
+                v = pa.nulls(n, f.type) if v is None else pa.repeat(pa.scalar(v, f.type), n)
+            elif v.type != f.type:
+                v = v.cast(f.type)
+            cols.append(v)
+        table = pa.Table.from_arrays(cols, schema=schema)  # raises unless lengths agree
+        if table.column("offset").null_count:
+            raise ValueError("every metric row needs the offset of its line")
+        if not isinstance(self.metrics, MetricColumns):  # a layout of lists only
+            for row in zip(*table.to_pydict().values(), strict=True):
+                self.metric(
+                    row[1], row[2], row[6], step=row[3], epoch=row[4], ts=row[5], sub=row[0]
+                )
+            return
+        self.metrics.add(table, self.parser)
+        last = pc.max(table.column("offset")).as_py()
+        self.last_metric_offset = max(self.last_metric_offset, last)
+        if self.claim_lines:
+            self.claimed.update(table.column("offset").to_pylist())
 
     def param(self, key: str, value: Any, offset: int, *, sub: str | None = None) -> None:
         d = self.params.data
@@ -257,7 +325,7 @@ class MetricRows:
     def __init__(self, out: Emitter) -> None:
         self.out = out
         direct = out.metrics.names == METRIC_COLUMNS
-        self.data = out.metrics.data if direct else {n: [] for n in METRIC_COLUMNS}
+        self.data = out.metrics.lists if direct else {n: [] for n in METRIC_COLUMNS}
         self.start = len(self.data["key"])
         # sub, key, value, step, epoch, ts, offset: the columns every value fills
         self.appends = tuple(self.data[n].append for n in METRIC_COLUMNS[:-1])
@@ -290,13 +358,30 @@ class MetricRows:
         for add, values in zip(self.appends, columns, strict=True):
             add.__self__.extend(values)  # type: ignore[attr-defined]
 
+    def extend_arrays(
+        self,
+        key: pa.Array | pa.ChunkedArray,
+        value: pa.Array | pa.ChunkedArray,
+        offset: pa.Array | pa.ChunkedArray,
+        *,
+        step: pa.Array | pa.ChunkedArray | int | None = None,
+        epoch: pa.Array | pa.ChunkedArray | float | None = None,
+        ts: pa.Array | pa.ChunkedArray | float | None = None,
+        sub: pa.Array | pa.ChunkedArray | str | None = None,
+    ) -> None:
+        """Many rows as Arrow arrays, after the rows added so far: ``Emitter.metric_arrays``."""
+        if self.data is not self.out.metrics.lists:  # the listed rows wait for close()
+            self.close()
+            self.start = len(self.data["key"])
+        self.out.metric_arrays(key, value, offset, step=step, epoch=epoch, ts=ts, sub=sub)
+
     def close(self) -> None:
         """The parser column, the claims and the last offset for the values added (rows
         written with ``out.metric`` meanwhile, by the same parser, are complete already)."""
         out, d, start = self.out, self.data, self.start
         if len(d["key"]) <= start:
             return
-        if d is not out.metrics.data:  # another column layout: the Emitter's own method
+        if d is not out.metrics.lists:  # another column layout: the Emitter's own method
             for sub, key, value, step, epoch, ts, offset in zip(
                 *(d[n] for n in METRIC_COLUMNS[:-1]), strict=True
             ):

@@ -7,17 +7,19 @@ ShapeColumns.slow``, and every line while a traceback or table is open); the lin
 read at fixed places are read as columns, and get their step/epoch afterwards from the
 running context, a forward fill over what the fast lines name and what the running context
 was after each line read on its own. Their metric rows are merged with the others in line
-order, so the rows are exactly the line-by-line walk's.
+order, so the rows are exactly the line-by-line walk's, and handed over as one Arrow chunk
+(``Emitter.metric_arrays``): no Python object per value.
 """
 
 from __future__ import annotations
 
 import copy
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
-from loglake.parse.records import METRIC_COLUMNS, Emitter, MetricRows
+from loglake.parse.records import METRIC_COLUMNS, Emitter, MetricRows, chunk_schema
 from loglake.parse.shape_columns import ShapeColumns, arange, context, shape_columns
 
 #: reads line ``i`` on its own: (batch, i, claimed, state, out, rows)
@@ -208,71 +210,80 @@ def _fast_rows(
     emitting: Any,
     at_step: Any,
     at_epoch: Any,
-) -> dict[str, list[Any]]:
+) -> Any:
     """The metric rows of the fast lines, in line order (a line's metrics in its plan's
-    order), as ``MetricRows`` columns."""
+    order), as an Arrow table of ``chunk_schema`` (None: no rows)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not columns.emits:
-        return {}
-    names = sorted({e[1] for e in columns.emits})
+    emits = [e for e in columns.emits if len(e[0])]  # run ends must rise
+    if not emits:
+        return None
+    names = sorted({e[1] for e in emits})
     number = {key: n for n, key in enumerate(names)}
-    k = pa.concat_arrays([e[0] for e in columns.emits])
-    keep = pc.and_(pa.concat_arrays([e[4] for e in columns.emits]), pc.take(emitting, k))
+    k = pa.concat_arrays([e[0] for e in emits])
+    keep = pc.and_(pa.concat_arrays([e[4] for e in emits]), pc.take(emitting, k))
+    ends = pa.array(list(accumulate(len(e[0]) for e in emits)), pa.int32())
+
+    def repeated(values: list[int]) -> Any:  # each emit's value once per row of it
+        return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, pa.array(values)))
+
     table = pa.table(
         {
             "k": k,
-            "q": pa.concat_arrays([pa.repeat(e[3], len(e[0])) for e in columns.emits]),
-            "key": pa.concat_arrays([pa.repeat(number[e[1]], len(e[0])) for e in columns.emits]),
-            "value": pa.concat_arrays([e[2] for e in columns.emits]),
+            "q": repeated([e[3] for e in emits]),
+            "key": repeated([number[e[1]] for e in emits]),
+            "value": pa.concat_arrays([e[2] for e in emits]),
         }
     ).filter(keep)
     if not table.num_rows:
-        return {}
+        return None
     table = table.sort_by([("k", "ascending"), ("q", "ascending")])
     k = table.column("k")
-    lines = pc.take(picks, k).to_pylist()
-    offsets = batch.offsets
+    lines = pc.take(picks, k)
     tss = batch.ts
     stamps = pc.take(columns.ts, k)
     if tss is not None and tss.count(None) < len(tss):  # the envelope's times come first
-        stamps = pc.coalesce(pa.array([tss[i] for i in lines], pa.float64()), stamps)
-    return {
-        "sub": [None] * len(lines),
-        "key": [names[n] for n in table.column("key").to_pylist()],
-        "value": table.column("value").to_pylist(),
-        "step": pc.take(at_step, k).to_pylist(),
-        "epoch": pc.take(at_epoch, k).to_pylist(),
-        "ts": stamps.to_pylist(),
-        "offset": [offsets[i] for i in lines],
-    }
+        stamps = pc.coalesce(pc.take(pa.array(tss, pa.float64()), lines), stamps)
+    schema = chunk_schema()
+    return pa.Table.from_arrays(
+        [
+            pa.nulls(table.num_rows, pa.string()),
+            pc.take(pa.array(names, pa.string()), table.column("key")),
+            table.column("value"),
+            pc.take(at_step, k),
+            pc.take(at_epoch, k),
+            stamps,
+            pc.take(pa.array(batch.offsets, pa.int64()), lines),
+        ],
+        schema=schema,
+    )
 
 
-def _merge(rows: MetricRows, fast: dict[str, list[Any]], side: dict[str, list[Any]]) -> None:
-    """Both sets of rows onto ``rows`` in line order (by offset: a line is read one way)."""
+def _merge(rows: MetricRows, fast: Any, side: dict[str, list[Any]]) -> None:
+    """Both sets of rows onto ``rows`` in line order (by offset: a line is read one way, and
+    each set is in line order already, so a stable sort by offset merges them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     names = METRIC_COLUMNS[:-1]
-    if not side["key"]:
-        if fast:
-            rows.extend([fast[c] for c in names])
+    if fast is None:
+        if side["key"]:
+            rows.extend([side[c] for c in names])
         return
-    if not fast:
-        rows.extend([side[c] for c in names])
-        return
-    fo, so = fast["offset"], side["offset"]
-    a = b = 0
-    while a < len(fo) or b < len(so):
-        if b >= len(so):
-            rows.extend([fast[c][a:] for c in names])
-            return
-        if a >= len(fo):
-            rows.extend([side[c][b:] for c in names])
-            return
-        if fo[a] < so[b]:
-            end = bisect_left(fo, so[b], a)
-            rows.extend([fast[c][a:end] for c in names])
-            a = end
-        else:
-            end = bisect_right(so, fo[a], b)
-            rows.extend([side[c][b:end] for c in names])
-            b = end
+    if side["key"]:
+        schema = chunk_schema()
+        listed = pa.Table.from_arrays(
+            [pa.array(side[f.name], f.type) for f in schema], schema=schema
+        )
+        both = pa.concat_tables([fast, listed])
+        fast = both.take(pc.sort_indices(both.column("offset")))
+    rows.extend_arrays(
+        fast.column("key"),
+        fast.column("value"),
+        fast.column("offset"),
+        step=fast.column("step"),
+        epoch=fast.column("epoch"),
+        ts=fast.column("ts"),
+        sub=fast.column("sub"),
+    )
