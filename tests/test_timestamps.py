@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import calendar
+import random
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loglake.parse.timestamps import leading_timestamp, split_log_prefix, strip_log_prefix
 
@@ -179,8 +182,6 @@ def test_a_cached_line_shape_splits_like_a_fresh_split(seed: int) -> None:
     """A line of a cached shape is read from remembered places (its stamp's fields and
     prefix length); every digit changed at random, impossible dates included, it must give
     what splitting the line afresh gives."""
-    import random
-
     from loglake.parse import timestamps
 
     rng = random.Random(seed)
@@ -188,7 +189,7 @@ def test_a_cached_line_shape_splits_like_a_fresh_split(seed: int) -> None:
         split_log_prefix(template)  # caches the shape from a valid line
         for _ in range(300):
             line = "".join(rng.choice("0123456789") if c.isdigit() else c for c in template)
-            fresh = timestamps._split(line)[0]
+            fresh = timestamps.split_shape(line)[0]
             cached = split_log_prefix(line)
             assert cached == fresh, line
 
@@ -199,3 +200,143 @@ def test_a_year_zero_stamp_is_no_time_and_no_crash() -> None:
     month13 = line.replace("-01-01", "-13-01", 1)
     assert split_log_prefix(month13) == (None, None, month13)
     assert split_log_prefix(line) == (None, None, line)
+
+
+# -- a shape's split reused for its lines (``ShapeSplit``): the fast paths against a fresh split
+
+_STAMPS = {
+    "ymd": "{Y}-{M}-{D} {h}:{mi}:{s}{f}{z}",
+    "iso": "{Y}-{M}-{D}T{h}:{mi}:{s}{f}{z}",
+    "slash": "{Y}/{M}/{D} {h}:{mi}:{s}{f}",
+    "mdy": "{M}/{D}/{Y} {h}:{mi}:{s}",
+    "mdy_comma": "{M}/{D}/{Y}, {h}:{mi}:{s}",
+    "bracket": "[{Y}-{M}-{D} {h}:{mi}:{s}{f}]",
+    "optuna": "[I {Y}-{M}-{D} {h}:{mi}:{s}{f}]",
+    "detectron": "[{M}/{D} {h}:{mi}:{s} d2.engine]:",
+    "glog": "I{M}{D} {h}:{mi}:{s}{f} 12345 train.py:12]",
+    "rank": "[rank0]: {Y}-{M}-{D} {h}:{mi}:{s}{f}",
+    "hf": "[INFO|trainer.py:731] {Y}-{M}-{D} {h}:{mi}:{s}{f} >>",
+}
+
+
+@st.composite
+def _template(draw: st.DrawFn) -> str:
+    """A log line whose stamp may be no date at all (month 13, day 32, year 0000, hour 24,
+    second 61), with a zone, a fraction of 1-9 digits, a level and a logger or none."""
+    layout = draw(st.sampled_from(sorted(_STAMPS)))
+    frac = draw(st.sampled_from(["", ",", "."]))
+    fields = {
+        "Y": draw(st.sampled_from(["2026", "0000", "1999", "9999"])),
+        "M": draw(st.sampled_from(["11", "01", "12", "13", "00"])),
+        "D": draw(st.sampled_from(["27", "01", "31", "32", "00"])),
+        "h": draw(st.sampled_from(["05", "23", "24"])),
+        "mi": draw(st.sampled_from(["15", "59", "60"])),
+        "s": draw(st.sampled_from(["19", "59", "60", "61"])),
+        "f": frac + "7" * draw(st.integers(1, 9)) if frac else "",
+        "z": draw(st.sampled_from(["", "Z", "+05:30", "-0130", " UTC"])),
+    }
+    level = draw(
+        st.sampled_from(["", " - INFO - trainer -", " INFO", " [WARNING]", " ERROR:", " |"])
+    )
+    message = draw(
+        st.sampled_from(
+            ["epoch 3 loss=0.5", "  indented: 4", "Saved model to /ckpt/step_12.pt", "", "x"]
+        )
+    )
+    return _STAMPS[layout].format(**fields) + level + " " + message
+
+
+def _fresh_message(line: str) -> str:
+    """``strip_log_prefix`` computed without any cache."""
+    from loglake.parse import timestamps
+
+    c = line[:1]
+    if not (c.isdigit() or c == "[" or c.isupper()):
+        return line
+    return timestamps.split_shape(line)[0][2]
+
+
+@settings(max_examples=150, deadline=None)
+@given(_template(), st.randoms(use_true_random=False))
+def test_lines_of_one_shape_split_by_its_split_like_a_fresh_split(
+    template: str, rng: random.Random
+) -> None:
+    """Lines of one shape, their digits drawn at random (some dates valid, some not, the
+    shape first met on either): every fast path gives what a fresh split gives."""
+    from loglake.parse import timestamps
+    from loglake.parse.base import LineBatch
+    from loglake.parse.values import shape_of
+
+    timestamps._SPLITS.clear()  # the shape is first met on this example's first line
+    lines = [template] + [
+        "".join(rng.choice("0123456789") if c.isdigit() else c for c in template) for _ in range(40)
+    ]
+    rng.shuffle(lines)
+    fresh = [timestamps.split_shape(line)[0] for line in lines]
+    for line, want in zip(lines, fresh, strict=True):
+        assert split_log_prefix(line) == want, line
+        assert timestamps.message_at(line) == len(line) - len(want[2]), line
+    batch = LineBatch(lines, list(range(len(lines))))
+    ids: dict[bytes, int] = {}
+    shape_ids = [ids.setdefault(shape_of(line), len(ids)) for line in lines]
+    everything = list(range(len(lines)))
+    starts = batch.message_starts(everything, shape_ids)
+    assert starts == batch.message_starts(everything, None)
+    for i, line in enumerate(lines):
+        want = _fresh_message(line)
+        assert line[starts[i] :] == want == batch.message(i), line
+        assert batch.prefix(i) == fresh[i], line
+        assert batch.message(i) == want and batch.message_at(i) == starts[i], line
+
+
+def test_message_starts_by_a_real_batch_shape_ids() -> None:
+    """With the ids of the batch's own line shapes (one Arrow take), an impossible date
+    among valid ones of its shape, and lines no prefix can start."""
+    from loglake.parse.base import LineBatch
+    from loglake.parse.run_details import line_shape_ids
+
+    lines = []
+    for k in range(200):
+        day = "32" if k % 7 == 0 else f"{k % 28 + 1:02d}"
+        lines.append(f"2026-11-{day} 05:15:{k % 60:02d},{k:03d} - INFO - trainer - saved {k}")
+        lines.append(f"I11{day} 05:15:{k % 60:02d}.{k:06d} 12345 train.py:12] step {k}")
+        lines.append(f"| INFO {k}")
+    batch = LineBatch(lines, list(range(len(lines))))
+    assert batch.shapes() is not None
+    picked = list(range(0, len(lines), 2))
+    starts = batch.message_starts(picked, line_shape_ids(batch, picked))
+    for i, at in zip(picked, starts, strict=True):
+        assert lines[i][at:] == strip_log_prefix(lines[i]) == _fresh_message(lines[i])
+    assert lines[0][starts[0] :] == lines[0]  # day 32: no stamp, and no prefix
+    assert lines[6][starts[3] :] == "saved 2"
+
+
+def test_shape_split_names_where_a_dated_stamp_is() -> None:
+    from loglake.parse.timestamps import dated_as, minute_seconds, shape_split, zone_seconds
+
+    line = "2026-11-27T05:15:19.749+05:30 INFO trainer - loss=1"
+    how = shape_split(line)
+    assert how is not None and how.fields is not None and how.level == "INFO"
+    assert line[how.message_at :] == "loss=1"
+    f = how.fields
+    assert line[f.minute_start : f.minute_end] == "2026-11-27T05:15"
+    assert line[f.sec_start : f.sec_end] == "19"
+    assert f.frac is not None and line[f.frac[0] : f.frac[1]] == "749"
+    assert f.zone is not None and zone_seconds(line[f.zone[0] : f.zone[1]]) == 19800
+    assert minute_seconds("2026", "11", "27", "05", "15") == T0 - 19
+    assert minute_seconds("2026", "13", "27", "05", "15") is None
+    assert dated_as(line, how) and not dated_as(line.replace("-27T", "-32T"), how)
+
+
+def test_a_shape_first_met_with_no_date_learns_its_split_from_a_later_line() -> None:
+    from loglake.parse import timestamps
+    from loglake.parse.values import shape_of
+
+    bad = "2026-13-27 05:15:19,749 - INFO - trainer - loss=1"
+    good = bad.replace("-13-", "-11-")
+    timestamps._SPLITS.clear()
+    assert split_log_prefix(bad) == (None, None, bad)
+    assert timestamps._SPLITS[shape_of(bad)] is None  # no split learnt from a non-date
+    assert split_log_prefix(good) == (T0 + 0.749, "INFO", "loss=1")
+    assert timestamps._SPLITS[shape_of(bad)] is not None
+    assert split_log_prefix(bad) == (None, None, bad)

@@ -13,7 +13,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from loglake.parse.prefilter import Scan
 from loglake.parse.records import Emitter
-from loglake.parse.timestamps import split_log_prefix
+from loglake.parse.timestamps import (
+    ShapeSplit,
+    dated_as,
+    message_at,
+    message_split,
+    split_log_prefix,
+)
+
+_UNSEEN: Any = object()
 
 
 @dataclass(slots=True)
@@ -53,14 +61,43 @@ class LineBatch:
         return got
 
     def message(self, i: int) -> str:
-        """``strip_log_prefix`` of line ``i`` (shares ``prefix``'s work)."""
+        """``strip_log_prefix`` of line ``i``: ``prefix``'s split, its timestamp not computed."""
+        text = self.texts[i]
+        at = self.message_at(i)
+        return text[at:] if at else text
+
+    def message_at(self, i: int) -> int:
+        """Where ``message(i)`` starts in line ``i``: ``prefix``'s split without its timestamp
+        (only whether the stamp is a valid date decides the split), for a parser that reads
+        the message in place."""
         text = self.texts[i]
         if not text:
-            return text
+            return 0
         c = text[0]
         if not (c.isdigit() or c == "[" or c.isupper()):
-            return text
-        return self.prefix(i)[2]
+            return 0
+        got = self._prefixes.get(i)
+        if got is not None:
+            return len(text) - len(got[2])
+        return message_at(text)
+
+    def message_starts(self, lines: list[int], shape_ids: list[int] | None) -> list[int]:
+        """``message_at`` of each of ``lines``, the split looked up once per line shape
+        (``shape_ids``: the lines' ids into the batch's distinct shapes, equal ids for equal
+        shapes, or None to look each line's up): per line only whether its stamp is a date."""
+        if shape_ids is None:
+            return [self.message_at(i) for i in lines]
+        texts = self.texts
+        splits: dict[int, ShapeSplit | None] = {}
+        starts = []
+        for i, shape in zip(lines, shape_ids, strict=True):
+            text = texts[i]
+            how = splits.get(shape, _UNSEEN)
+            if how is _UNSEEN:
+                how = splits[shape] = message_split(text)
+            ok = how is not None and dated_as(text, how)
+            starts.append(how.message_at if ok else self.message_at(i))  # type: ignore[union-attr]
+        return starts
 
     def _scan_of(self) -> Scan:
         scan = self._scan

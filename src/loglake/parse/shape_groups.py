@@ -18,8 +18,8 @@ Padding ``normalize_message`` removes is removed from every line of a shape alik
 recipe's positions in the normalized message are moved back to the line
 (``_unnormalized``).
 
-``timestamps``' own reading of a stamp (``_split``, ``_minute``, ``_offset``) is used here so
-the columns compute exactly what ``split_log_prefix`` does.
+``timestamps``' own reading of a stamp (``split_shape``, ``minute_seconds``, ``zone_seconds``)
+is used here so the columns compute exactly what ``split_log_prefix`` does.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from loglake.parse.line_recipes import (
     recipe_of,
     table_header,
 )
-from loglake.parse.timestamps import _minute, _offset, _split
+from loglake.parse.timestamps import minute_seconds, split_shape, zone_seconds
 from loglake.parse.values import shape_of
 
 
@@ -48,7 +48,7 @@ class Fixed(NamedTuple):
     ``plan``: the pairs' plan (None when a name holds a digit: then only a claimed line,
     which sets the context alone, is read this way); ``counters``: the pairs naming a
     step/epoch; ``nums``: each pair's number; ``step_at``/``epoch_at``: the counters
-    ``find_context`` reads; ``stamp``: the dated stamp's fields (``timestamps._Fields``) or
+    ``find_context`` reads; ``stamp``: the dated stamp's fields (``timestamps.StampFields``) or
     None; ``emits``: whether an unclaimed line can emit or set the context at all,
     ``claimed``: whether a claimed one can set the context.
     """
@@ -105,10 +105,10 @@ def _read(text: str) -> Fixed | DictFixed | str | None:
         return SLOW  # a line too long to cache, or one opening a traceback
     if not line.has_digit:  # a padded header opens a table, any other such line gives nothing
         return SLOW if "  " in text and table_header(text) is not None else SKIP
-    (_, level, msg), how = _split(text)
+    (_, level, msg), how = split_shape(text)
     if how is None:
         return None
-    if how[3] is not None and how[4] is None:
+    if how.pattern is not None and how.fields is None:
         return SLOW  # a stamp without a year (glog, detectron2): its seconds are read per line
     if level in QUIET_LEVELS:
         return SKIP
@@ -126,7 +126,7 @@ def _read(text: str) -> Fixed | DictFixed | str | None:
             tuple((a + at, b + at) for a, b in shape.nums),
             tuple(z + at for z in shape.zeros),
             shape.plan,
-            how[4],
+            how.fields,
         )
         return got if text.isascii() else got._replace(bytes_at=_in_bytes(got, text))
     if recipe.batch or recipe.counters is None:
@@ -135,7 +135,7 @@ def _read(text: str) -> Fixed | DictFixed | str | None:
         recipe = _unnormalized(recipe, msg.strip())
         if recipe is None:
             return SLOW
-    fixed = _fixed(recipe, at, how[4])
+    fixed = _fixed(recipe, at, how.fields)
     if not (fixed.emits or fixed.claimed):
         return SKIP
     return fixed if text.isascii() else fixed._replace(bytes_at=_in_bytes(fixed, text))
@@ -268,7 +268,7 @@ def stamps_of(lines: Any, fields: Any) -> Any:
         ts = pc.add(ts, 0.0)
     if zone:
         zones = pc.dictionary_encode(slice_at(lines, zone))
-        offs = [float(_offset(z)) for z in zones.dictionary.to_pylist()]
+        offs = [float(zone_seconds(z)) for z in zones.dictionary.to_pylist()]
         ts = pc.subtract(ts, pc.take(pa.array(offs, pa.float64()), zones.indices))
     return ts
 
@@ -284,5 +284,5 @@ def _minute_of(text: str, k0: int, parts: tuple[Span, ...]) -> int | None:
     if base == _UNSEEN:
         if len(_MINUTES) >= 4096:
             _MINUTES.clear()
-        base = _MINUTES[text] = _minute(*(text[a - k0 : b - k0] for a, b in parts))
+        base = _MINUTES[text] = minute_seconds(*(text[a - k0 : b - k0] for a, b in parts))
     return base

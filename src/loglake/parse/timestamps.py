@@ -16,6 +16,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from typing import Any, NamedTuple
 
 from loglake.parse.values import shape_of
 
@@ -51,7 +52,9 @@ _MINUTES: dict[tuple[str, str, str, str, str], int | None] = {}
 _UNSEEN = -1
 
 
-def _minute(year: str, month: str, day: str, hour: str, minute: str) -> int | None:
+def minute_seconds(year: str, month: str, day: str, hour: str, minute: str) -> int | None:
+    """Epoch seconds (UTC) of a stamp's minute from its printed fields; None when they name
+    no date (month 13, day 32, year 0: such a stamp is no prefix, the line splits otherwise)."""
     try:
         mo, d, h, mi = int(month), int(day), int(hour), int(minute)
         y = int(year)
@@ -62,7 +65,8 @@ def _minute(year: str, month: str, day: str, hour: str, minute: str) -> int | No
     return calendar.timegm((y, mo, d, h, mi, 0))
 
 
-def _offset(zone: str | None) -> int:
+def zone_seconds(zone: str | None) -> int:
+    """Seconds a printed zone (``Z``, ``UTC``, ``+05:30``, ``-0130``) is ahead of UTC."""
     if not zone or zone in ("Z", "UTC"):
         return 0
     sign = -1 if zone[0] == "-" else 1
@@ -78,7 +82,7 @@ def _dated_seconds(
     if base == _UNSEEN:
         if len(_MINUTES) >= 4096:
             _MINUTES.clear()
-        base = _MINUTES[key] = _minute(*key)
+        base = _MINUTES[key] = minute_seconds(*key)
     try:
         sec = int(sec_text)
     except ValueError:
@@ -86,7 +90,7 @@ def _dated_seconds(
     if base is None or sec >= 61:
         return None
     frac = float("0." + frac_text) if frac_text else 0.0
-    return base + sec + frac - _offset(zone)
+    return base + sec + frac - zone_seconds(zone)
 
 
 def _epoch_seconds(m: re.Match[str]) -> float | None:
@@ -190,21 +194,45 @@ _LOGGER_COLON_RE = re.compile(r"[A-Za-z_][\w.\-]*:\s+(?=[^\s\d+\-.{\['\"(]\S*\s+
 # Lines of one template (same text, other digits) split the same way: every pattern above
 # sees a digit only as a digit, so only the stamp's date (a valid month, day, second...)
 # depends on which digits. The split of a line *shape* (each ASCII digit read as 0) is
-# cached as (prefix length, level, where the stamp starts, its pattern, where its fields
-# are); a line of a known shape costs a translate, a lookup and reading the stamp's fields
-# at those places (a dated stamp) or the stamp's own match (the others). A shape is cached
-# only from a line whose stamp, if its pattern matched, was a valid date; a line of a
-# cached shape whose date is not valid is split afresh.
-_Span = tuple[int, int]
-# (start and end of the text from year to minute, of the seconds, fraction and zone spans,
-# the year, month, day, hour and minute spans)
-_Fields = tuple[int, int, int, int, "_Span | None", "_Span | None", tuple[_Span, ...]]
-_Split = tuple[int, "str | None", int, "re.Pattern[str] | None", "_Fields | None"]
+# cached as a ``ShapeSplit``; a line of a known shape costs a translate, a lookup and
+# reading the stamp's fields at known places (a dated stamp) or the stamp's own match (the
+# others). A shape's split is learnt only from a line whose stamp, if its pattern matched,
+# was a valid date; a line of a known shape whose date is not valid is split afresh.
+Span = tuple[int, int]
+
+
+class StampFields(NamedTuple):
+    """Where a dated stamp's fields are in its line (a line of the same shape has them at
+    the same places): the text from year to minute, the seconds, the fraction and zone (if
+    printed), and the year, month, day, hour and minute each."""
+
+    minute_start: int
+    minute_end: int
+    sec_start: int
+    sec_end: int
+    frac: Span | None
+    zone: Span | None
+    parts: tuple[Span, ...]
+
+
+class ShapeSplit(NamedTuple):
+    """How ``split_log_prefix`` splits every line of one shape whose stamp is a valid date."""
+
+    end: int  # where the prefix ends (0: the line has none, its message is the whole line)
+    message_at: int  # where the message starts: ``end`` and the spaces after it
+    level: str | None
+    stamp_at: int  # where the stamp starts
+    pattern: re.Pattern[str] | None  # the stamp's pattern (None: the line has no stamp)
+    fields: StampFields | None  # a dated stamp's fields (None: no stamp, or no year)
+
+
 # epoch seconds of a minute by its text from year to minute ("2026-11-27 05:15",
 # "11/27/2026, 05:15"): the year-first and month-first layouts never print the same text
 _MINUTE_TEXTS: dict[str, int | None] = {}
-_SPLITS: dict[bytes, _Split | None] = {}
-_NEW = object()
+_SPLITS: dict[bytes, ShapeSplit | None] = {}
+_NEW: Any = object()
+_UNPREFIXED = ShapeSplit(0, 0, None, 0, None, None)
+_NOT_A_DATE: Any = object()
 _SPLITS_SIZE = 4096
 _SPLIT_CHARS = 2000  # longer lines are split directly, not cached
 
@@ -212,53 +240,125 @@ _SPLIT_CHARS = 2000  # longer lines are split directly, not cached
 def split_log_prefix(text: str) -> tuple[float | None, str | None, str]:
     """(timestamp, level, message) of a log line; the message keeps its indentation when the
     line has no prefix, so indented config blocks stay recognizable."""
-    if len(text) > _SPLIT_CHARS:
-        return _split(text)[0]
-    shape = shape_of(text)
-    known = _SPLITS.get(shape, _NEW)
-    if known is _NEW:
-        got, how = _split(text)
-        if len(_SPLITS) >= _SPLITS_SIZE:
-            _SPLITS.clear()
-        _SPLITS[shape] = how
+    how = _SPLITS.get(shape_of(text), _NEW) if len(text) <= _SPLIT_CHARS else None
+    if how is _NEW:
+        got, how = split_shape(text)
+        _remember(text, how)
         return got
-    if known is None:  # a shape whose stamp was not a date: split each line
-        return _split(text)[0]
-    pos, level, at, rx, fields = known  # type: ignore[misc]
-    ts = None
-    if fields is not None:
-        k0, k1, s0, s1, f, z, parts = fields
-        base = _MINUTE_TEXTS.get(text[k0:k1], _UNSEEN)
-        if base == _UNSEEN:
-            if len(_MINUTE_TEXTS) >= 4096:
-                _MINUTE_TEXTS.clear()
-            key = tuple(text[a:b] for a, b in parts)
-            base = _MINUTE_TEXTS[text[k0:k1]] = _minute(*key)
-        try:
-            sec = int(text[s0:s1])
-        except ValueError:
-            return _split(text)[0]
-        if base is None or sec >= 61:
-            return _split(text)[0]
-        ts = base + sec + (float("0." + text[f[0] : f[1]]) if f else 0.0)
-        if z is not None:
-            ts -= _offset(text[z[0] : z[1]])
-    elif rx is not None:
-        m = rx.match(text[at:] if at else text)
+    if how is not None:
+        ts = _stamp_as(text, how)
+        if ts is not _NOT_A_DATE:
+            return (ts, how.level, text[how.message_at :]) if how.end else (None, None, text)
+    return _split_afresh(text, how)
+
+
+def message_at(text: str) -> int:
+    """Where ``split_log_prefix(text)``'s message starts in ``text`` (the message is
+    ``text[message_at(text):]``), without computing the timestamp: only whether the
+    stamp is a valid date (that decides the split) is read."""
+    how = _SPLITS.get(shape_of(text), _NEW) if len(text) <= _SPLIT_CHARS else None
+    if how is _NEW:
+        how = shape_split(text)
+    if how is not None and dated_as(text, how):
+        return how.message_at  # type: ignore[no-any-return]
+    return len(text) - len(_split_afresh(text, how)[2])
+
+
+def _split_afresh(text: str, known: ShapeSplit | None) -> tuple[float | None, str | None, str]:
+    """``split_shape(text)``'s split of a line its shape's split did not serve; a shape known
+    only from a line whose stamp was no date learns its split from this one if it can."""
+    got, how = split_shape(text)
+    if known is None and how is not None and len(text) <= _SPLIT_CHARS:
+        _remember(text, how)
+    return got
+
+
+def shape_split(text: str) -> ShapeSplit | None:
+    """How lines of ``text``'s shape split (cached per shape); None when they must be split
+    one by one (``split_shape``): a line too long to cache, or a shape whose first line's
+    stamp was not a date. A line of the shape splits so only if ``dated_as`` it."""
+    if len(text) > _SPLIT_CHARS:
+        return None
+    how = _SPLITS.get(shape_of(text), _NEW)
+    if how is _NEW:
+        how = split_shape(text)[1]
+        _remember(text, how)
+    return how  # type: ignore[no-any-return]
+
+
+def message_split(text: str) -> ShapeSplit | None:
+    """``shape_split`` as ``strip_log_prefix`` reads a line: one that cannot start with a
+    prefix (its first character, fixed by its shape, says so) keeps its whole text."""
+    c = text[:1]
+    if not (c.isdigit() or c == "[" or c.isupper()):
+        return _UNPREFIXED
+    return shape_split(text)
+
+
+def _remember(text: str, how: ShapeSplit | None) -> None:
+    if len(_SPLITS) >= _SPLITS_SIZE:
+        _SPLITS.clear()
+    _SPLITS[shape_of(text)] = how
+
+
+def dated_as(text: str, how: ShapeSplit) -> bool:
+    """Whether a line of ``how``'s shape splits as ``how`` says: its stamp is a valid date."""
+    fields = how.fields
+    if fields is None:
+        return how.pattern is None or _stamp_as(text, how) is not _NOT_A_DATE
+    k0, k1, s0, s1, _, _, parts = fields
+    base = _MINUTE_TEXTS.get(text[k0:k1], _UNSEEN)
+    if base == _UNSEEN:
+        base = _minute_of(text, k0, k1, parts)
+    try:
+        return base is not None and int(text[s0:s1]) < 61
+    except ValueError:
+        return False
+
+
+def _stamp_as(text: str, how: ShapeSplit) -> Any:
+    """Epoch seconds of the stamp of a line of ``how``'s shape (None: it has none), or
+    ``_NOT_A_DATE`` when its stamp is not a valid date (then it splits otherwise)."""
+    fields = how.fields
+    if fields is None:
+        if how.pattern is None:
+            return None
+        at = how.stamp_at
+        m = how.pattern.match(text[at:] if at else text)
         ts = _epoch_seconds(m) if m is not None else None
-        if ts is None:
-            return _split(text)[0]
-    if pos == 0:
-        return None, None, text
-    return ts, level, text[pos:].lstrip()
+        return _NOT_A_DATE if ts is None else ts
+    k0, k1, s0, s1, f, z, parts = fields
+    base = _MINUTE_TEXTS.get(text[k0:k1], _UNSEEN)
+    if base == _UNSEEN:
+        base = _minute_of(text, k0, k1, parts)
+    try:
+        sec = int(text[s0:s1])
+    except ValueError:
+        return _NOT_A_DATE
+    if base is None or sec >= 61:
+        return _NOT_A_DATE
+    ts = base + sec + (float("0." + text[f[0] : f[1]]) if f else 0.0)
+    if z is not None:
+        ts -= zone_seconds(text[z[0] : z[1]])
+    return ts
 
 
-def _split(text: str) -> tuple[tuple[float | None, str | None, str], _Split | None]:
-    """``split_log_prefix`` of ``text``, and how it split (None when a stamp's pattern
-    matched but its date was not valid: that outcome depends on the digits)."""
+def _minute_of(text: str, k0: int, k1: int, parts: tuple[Span, ...]) -> int | None:
+    if len(_MINUTE_TEXTS) >= 4096:
+        _MINUTE_TEXTS.clear()
+    base = _MINUTE_TEXTS[text[k0:k1]] = minute_seconds(*(text[a:b] for a, b in parts))
+    return base
+
+
+def split_shape(
+    text: str,
+) -> tuple[tuple[float | None, str | None, str], ShapeSplit | None]:
+    """``split_log_prefix`` of ``text`` computed afresh, and how every line of its shape
+    splits (None when a stamp's pattern matched but its date was not valid: that outcome
+    depends on the digits)."""
     at = 0
     rx: re.Pattern[str] | None = None
-    fields: _Fields | None = None
+    fields: StampFields | None = None
     valid = True
 
     def stamp(start: int) -> tuple[float | None, int, str | None]:
@@ -311,17 +411,18 @@ def _split(text: str) -> tuple[tuple[float | None, str | None, str], _Split | No
         m2 = _LOGGER_COLON_RE.match(text, pos)
         if m2:
             pos = m2.end()
-    how = (pos, level, at, rx, fields) if valid else None
+    msg = text[pos:].lstrip() if pos else text
+    how = ShapeSplit(pos, len(text) - len(msg), level, at, rx, fields) if valid else None
     if pos == 0:
         return (None, None, text), how
-    return (ts, level, text[pos:].lstrip()), how
+    return (ts, level, msg), how
 
 
-def _fields(m: re.Match[str], start: int) -> _Fields:
+def _fields(m: re.Match[str], start: int) -> StampFields:
     """Where a dated stamp's fields are in its line (a line of the same shape has them at
     the same places: the stamp patterns see a digit only as a digit)."""
 
-    def span(name: str) -> _Span | None:
+    def span(name: str) -> Span | None:
         if name not in m.re.groupindex or m.start(name) < 0:
             return None
         return m.start(name) + start, m.end(name) + start
@@ -330,7 +431,7 @@ def _fields(m: re.Match[str], start: int) -> _Fields:
     k0 = min(p[0] for p in parts)  # type: ignore[index]
     k1 = max(p[1] for p in parts)  # type: ignore[index]
     s0, s1 = span("s")  # type: ignore[misc]
-    return k0, k1, s0, s1, span("f"), span("z"), parts  # type: ignore[return-value]
+    return StampFields(k0, k1, s0, s1, span("f"), span("z"), parts)  # type: ignore[arg-type]
 
 
 def strip_log_prefix(text: str) -> str:

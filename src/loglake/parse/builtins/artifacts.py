@@ -130,6 +130,7 @@ class ArtifactsParser(BaseParser):
         texts, offsets = batch.texts, batch.offsets
         lines = detail_lines(batch, CANDIDATES)
         shapes = line_shape_ids(batch, lines)
+        starts = batch.message_starts(lines, shapes)  # each message is text[start:]
         # Where a line's path lies, in the line, by the line's shape and where its message
         # starts there (the log prefix's length depends on more than the shape): the two
         # fix the message's shape, which fixes announced()'s reading (_EACH_LINE aside).
@@ -142,16 +143,16 @@ class ArtifactsParser(BaseParser):
                     ("File ", "raise ", "at ")
                 ):
                     continue  # a stack frame quoting code, not a message
-                msg = batch.message(i)
+                at = starts[k]
                 if shapes is None:
                     span: _Reading | None = _EACH_LINE
                 else:
-                    key = (shapes[k], len(text) - len(msg))
+                    key = (shapes[k], at)
                     span = spans.get(key, _UNSEEN)
                     if span is _UNSEEN:
-                        span = spans[key] = _span_in_line(text, msg)
+                        span = spans[key] = _span_in_line(text, text[at:])
                 if span is _EACH_LINE:
-                    got = announced(msg.strip())
+                    got = announced(text[at:].strip())
                     if got is None:
                         continue
                     path, kind = got
