@@ -23,6 +23,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loglake.parse.line_shapes import blind_to_digits
+
 ARROW_MIN_LINES = 64  # below this a Python scan beats building an Arrow array
 NARROW_MIN_LINES = 4096  # picking a parser's lines among fewer: Python beats compiling RE2
 # a batch Arrow cannot take (lone surrogates, a pattern past RE2's limits) is scanned in Python
@@ -95,9 +97,12 @@ class _Cache(threading.local):
         self.probe: tuple[int, ...] = ()
         self.union: frozenset[str] = frozenset()
         self.lines: list[int] = []  # lines holding any registered literal
-        self.held: Any = None  # those lines as an Arrow array (None: scanned in Python)
+        self.batch: Any = None  # the batch as an Arrow array (None: scanned in Python)
+        self.held: Any = None  # the lines of ``lines`` as one (taken when first needed)
         self.where: Any = None  # their indices as an Arrow array
         self.mask: Mask | None = None  # the batch's pattern masks (``LineBatch.pattern_mask``)
+        self.shapes: Any = None  # the batch's line shapes (``LineBatch.shapes``)
+        self.held_shapes: Any = None  # the distinct shapes of ``lines``, and each line's one
         self.own: dict[frozenset[str], list[int]] = {}  # per parser literal set: its lines
 
 
@@ -105,7 +110,11 @@ _CACHE = _Cache()
 
 
 def candidate_lines(
-    texts: list[str], literals: frozenset[str], arr: Any = None, mask: Mask | None = None
+    texts: list[str],
+    literals: frozenset[str],
+    arr: Any = None,
+    mask: Mask | None = None,
+    shapes: Any = None,
 ) -> list[int]:
     """Indices (ascending) of the lines holding one of ``literals`` (and, with ``mask``, a
     few more lines of the same shapes: the parsers test their own literals on each line).
@@ -113,15 +122,21 @@ def candidate_lines(
     The batch is scanned once for the literals of every registered parser; each parser's
     own lines are then picked among those (again with RE2 when there are many). ``arr``:
     the batch as an Arrow array when the caller has one (``LineBatch.arrow``); ``mask``:
-    its ``LineBatch.pattern_mask``, which matches a pattern once per distinct line shape.
+    its ``LineBatch.pattern_mask``, which matches a pattern once per distinct line shape;
+    ``shapes``: its ``LineBatch.shapes()`` (a parser's own lines are then picked by its
+    pattern over the shapes of the scan's lines only, the same answer as its mask).
     """
     union = _OWNERS.literals()
     if not literals <= union:  # an unregistered caller: scan for its own literals only
         return _scan_all(texts, literals, arr, mask)[0]
     c = _CACHE
     if not (c.texts is texts and c.probe == _probe(texts) and c.union == union):
-        c.lines, c.held, c.where = _scan_all(texts, union, arr, mask)
+        c.lines, c.batch, c.where = _scan_all(texts, union, arr, mask)
+        c.held = None
         c.texts, c.probe, c.union, c.own, c.mask = texts, _probe(texts), union, {}, mask
+        c.shapes, c.held_shapes = (shapes if mask is not None else None), None
+    if c.shapes is None and c.mask is not None:
+        c.shapes = shapes  # the first caller may not have given them
     if literals == union:
         return c.lines
     own = c.own.get(literals)
@@ -140,7 +155,7 @@ def _probe(texts: list[str]) -> tuple[int, ...]:
 def _scan_all(
     texts: list[str], literals: frozenset[str], arr: Any = None, mask: Mask | None = None
 ) -> tuple[list[int], Any, Any]:
-    """(lines holding a literal, those lines as an Arrow array, their indices as one)."""
+    """(lines holding a literal, the batch as an Arrow array, their indices as one)."""
     if not literals:
         return [], None, None
     if len(texts) >= ARROW_MIN_LINES:
@@ -152,20 +167,41 @@ def _scan_all(
 
 
 def _narrow(texts: list[str], c: _Cache, literals: frozenset[str]) -> list[int]:
+    if c.shapes is not None and c.where is not None:
+        blind = blind_to_digits(_pattern(literals))
+        if blind is not None:
+            try:
+                return _by_held_shapes(c, blind)
+            except _ARROW_ERRORS:
+                pass
     if c.mask is not None and c.where is not None:
         try:  # the parser's own pattern over the batch's shapes: a small pass and a take
             own = pc.array_take(c.mask(_pattern(literals)), c.where)
             return pc.filter(c.where, own).to_pylist()  # type: ignore[no-any-return]
         except _ARROW_ERRORS:
             pass
-    if c.held is not None and len(c.lines) >= NARROW_MIN_LINES:
+    if c.batch is not None and len(c.lines) >= NARROW_MIN_LINES:
         try:
+            if c.held is None:
+                c.held = c.batch if len(c.lines) == len(texts) else c.batch.take(c.where)
             mask = pc.match_substring_regex(c.held, _pattern(literals))
             return pc.take(c.where, pc.indices_nonzero(mask)).to_pylist()  # type: ignore[no-any-return]
         except _ARROW_ERRORS:
             pass
     gate = literal_gate(tuple(literals))
     return [i for i in c.lines if gate(texts[i])]
+
+
+def _by_held_shapes(c: _Cache, blind: str) -> list[int]:
+    """The scan's lines whose shape ``blind`` (a ``blind_to_digits`` pattern) matches: what
+    ``pc.filter(where, take(mask(pattern), where))`` gives, asking only the few shapes of
+    the scan's lines instead of every shape of the batch."""
+    if c.held_shapes is None:
+        enc = pc.dictionary_encode(pc.take(c.shapes.index, c.where))
+        c.held_shapes = (c.shapes.distinct.take(enc.dictionary), enc.indices)
+    distinct, index = c.held_shapes
+    own = pc.take(pc.match_substring_regex(distinct, blind), index)
+    return pc.filter(c.where, own).to_pylist()  # type: ignore[no-any-return]
 
 
 def scan_python(texts: list[str], literals: tuple[str, ...]) -> list[int]:
@@ -221,4 +257,4 @@ def _scan_arrow(
     lines = where.to_pylist()
     if not lines:
         return lines, None, None
-    return lines, arr if len(lines) == len(texts) else arr.take(where), where
+    return lines, arr, where
