@@ -1,11 +1,13 @@
-"""The status parser's tight loops over the lines an open traceback makes it read.
+"""The status parser's tight loops over the lines a traceback makes it read.
 
 While a traceback is open every line matters to the status parser (``builtins/status.py``),
 but two runs of them matter only in one simple way, so they are walked here without the
 full per-line reading: the frames (``  File "x.py", line 3``: counted) and the few lines
 after the exception's message (counted until the traceback is forgotten, and asked whether
-training resumed while a traceback is pending). Each loop stops at the first line the full
-reading could treat otherwise; tests/test_status_fastpath.py checks that both ways agree.
+training resumed while a traceback is pending). Once it is forgotten but still pending, the
+lines between the prefilter's candidates are asked only that (``resumes``). Each loop stops
+at the first line the full reading could treat otherwise; tests/test_status_fastpath.py
+checks that both ways agree.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from typing import Any
 
 from loglake.parse.base import LineBatch
-from loglake.parse.loop_lines import TrainingLines, is_training, split_rank_prefix
+from loglake.parse.loop_lines import TrainingLines, bar_hint, is_training, split_rank_prefix
 from loglake.parse.records import Emitter
 
 State = dict[str, Any]
@@ -26,6 +28,13 @@ FRAME_START = (" ", "\t", "│", "┃", "╭", "╰", "|", "^", "~")
 CHAIN_RE = re.compile(
     r"During handling of the above exception|The above exception was the direct cause"
 )
+_CHAIN_WORDS = "above exception"  # in every CHAIN_RE match
+
+
+def chained(text: str) -> bool:
+    """Whether the line announces a chained traceback (``CHAIN_RE``): asked of every line
+    after a traceback's message, so a substring test rules out nearly all first."""
+    return _CHAIN_WORDS in text and CHAIN_RE.search(text) is not None
 
 
 def frames_end(texts: list[str], i: int) -> int:
@@ -71,6 +80,7 @@ def after_end(
     ``stop``."""
     texts, offsets = batch.texts, batch.offsets
     claimed = out.claimed
+    flags = training.flags()
     j = start
     while j < stop:
         text = texts[j]
@@ -78,14 +88,14 @@ def after_end(
             j += 1  # a blank line only ends a "msg" phase
             continue
         prefix, body = split_rank_prefix(text)
-        if prefix or CHAIN_RE.search(body):
+        if prefix or chained(body):
             return j
         try:
             tb["n"] += 1
             if tb["n"] > AFTER_LINES:
                 del st["tb"][""]
             if st["pending"] is not None and (
-                offsets[j] in claimed or (j in training and is_training(body, st))
+                offsets[j] in claimed or ((flags[j] or bar_hint(text)) and is_training(body, st))
             ):
                 st["resumed"] += 1
                 if st["resumed"] >= RESUMED_LINES:
@@ -96,3 +106,37 @@ def after_end(
         if not st["tb"]:
             return j
     return j
+
+
+def resumes(
+    batch: LineBatch,
+    start: int,
+    stop: int,
+    training: TrainingLines,
+    st: State,
+    out: Emitter,
+) -> None:
+    """What the status parser's ``_line`` does with the lines ``start:stop``, none of them
+    a candidate, while a traceback is pending: count those that show training resumed (a
+    line a specific parser claimed, or one classify() reads as the loop: status runs
+    last, claims are in). Most lines are neither claimed nor kept by ``training``: those
+    cost two lookups and two substring tests here."""
+    texts, offsets = batch.texts, batch.offsets
+    claimed = out.claimed
+    flags = training.flags()
+    for j in range(start, stop):
+        if offsets[j] in claimed:
+            st["resumed"] += 1
+        elif flags[j] or bar_hint(texts[j]):
+            try:
+                if not is_training(split_rank_prefix(texts[j])[1], st):
+                    continue
+            except Exception as e:  # noqa: BLE001 - as the parser's _read
+                out.error(offsets[j], f"status: {type(e).__name__}: {e}", texts[j])
+                continue
+            st["resumed"] += 1
+        else:
+            continue
+        if st["resumed"] >= RESUMED_LINES:
+            st["pending"] = None
+            return

@@ -47,13 +47,14 @@ from loglake.parse.records import Emitter
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
 from loglake.parse.traceback_runs import (
     AFTER_LINES,
-    CHAIN_RE,
     FRAME_START,
     RESUMED_LINES,
     TB_HEAD,
     after_end,
+    chained,
     frames_end,
     only_after,
+    resumes,
 )
 
 KILLED = "log stopped mid-stream"
@@ -174,7 +175,7 @@ class StatusParser(BaseParser):
         Outside a traceback (or another multi-line report) only the prefilter's candidates
         can change anything, except while a traceback is pending: then any line may be the
         training that forgives it, and the lines between candidates are asked only that
-        (``_resumes``). Inside a traceback every line is read, its frames in a tight loop,
+        (``resumes``). Inside a traceback every line is read, its frames in a tight loop,
         the few lines after its message that only count towards forgetting it in another
         (``after_end``), the others without the markers when they are no candidates.
         """
@@ -209,7 +210,7 @@ class StatusParser(BaseParser):
                 i += 1
                 continue
             if st["pending"] is not None:
-                self._resumes(batch, i, nxt, training, st, out)
+                resumes(batch, i, nxt, training, st, out)
             if nxt == n:
                 break
             self._read(batch, nxt, st, out, trainable=nxt in training, marked=True)
@@ -245,33 +246,6 @@ class StatusParser(BaseParser):
             self._line(text, offset, st, out, trainable=trainable, marked=marked)
         except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
             out.error(offset, f"status: {type(e).__name__}: {e}", text)
-
-    def _resumes(
-        self,
-        batch: LineBatch,
-        start: int,
-        stop: int,
-        training: TrainingLines,
-        st: State,
-        out: Emitter,
-    ) -> None:
-        """What ``_line`` does with the lines ``start:stop``, none of them a candidate, while
-        a traceback is pending: count those that show training resumed (a line a specific
-        parser claimed, or one classify() reads as the loop: status runs last, claims are in)."""
-        texts, offsets = batch.texts, batch.offsets
-        claimed = out.claimed
-        for j in range(start, stop):
-            offset = offsets[j]
-            try:
-                if offset in claimed or (
-                    j in training and is_training(split_rank_prefix(texts[j])[1], st)
-                ):
-                    st["resumed"] += 1
-                    if st["resumed"] >= RESUMED_LINES:
-                        st["pending"] = None
-                        return
-            except Exception as e:  # noqa: BLE001 - as _read
-                out.error(offset, f"status: {type(e).__name__}: {e}", texts[j])
 
     def finalize(self, state: State, out: Emitter, *, idle: bool) -> None:
         if state["child"] is not None:
@@ -369,7 +343,7 @@ class StatusParser(BaseParser):
             if tb["n"] > 50:
                 del st["tb"][prefix]
             return False  # a line interleaved from elsewhere
-        if CHAIN_RE.search(s):
+        if chained(s):
             tb["p"], tb["n"] = "chain", 0
             return True
         if phase == "msg":
