@@ -8,7 +8,8 @@ context) over generated logs: templates repeated with their digits redrawn (so s
 and valid and invalid dates share a shape), tracebacks, tables, dicts with leading zeros and
 quoted numbers, normalized padding, huge numbers, ``nan``/``inf``/``+1``/``1e5``/``1_000``,
 non-ASCII text before numbers, and batches that cut a traceback or table in two. Groups are
-read as columns from two lines on (``MIN_GROUP``), so small examples take that path too.
+read as columns from two lines on (``MIN_GROUP``), so small examples take that path too, and
+shapes of four lines or more alone (``FAMILY_LINES``), so both ways of reading a group are met.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from loglake.parse.base import LineBatch
 from loglake.parse.builtin import builtin_parsers
 from loglake.parse.builtins import generic_metrics
 from loglake.parse.builtins.generic_metrics import GenericMetricsParser
-from loglake.parse.dict_shapes import dict_shape
+from loglake.parse.dict_shapes import dict_shape, read_dict_shape
+from loglake.parse.line_recipes import is_dict_message, recipe_of
 from loglake.parse.pipeline import FileParsers, emitted_records
 from loglake.parse.records import Emitter
+from loglake.parse.shape_families import family_of
 from loglake.parse.shape_groups import SKIP, SLOW, DictFixed, Fixed, reading_of, stamps_of
 from loglake.parse.timestamps import split_log_prefix
 
@@ -43,6 +46,7 @@ FAST_LINES = [0]  # lines read as columns, to show the examples take that path
 @pytest.fixture(autouse=True)
 def _small_groups(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(shape_columns, "MIN_GROUP", 2)
+    monkeypatch.setattr(shape_columns, "FAMILY_LINES", 4)  # larger shapes are read alone
     read = shape_walk.shape_columns
 
     def counted(*args: Any) -> Any:
@@ -295,6 +299,73 @@ def test_dict_shapes_keep_parse_mappings_reading() -> None:
     assert dict_shape("{'a': 1, 'a': 2}") is None  # a repeated key
     assert dict_shape('{"top1": 0.5}') is None  # a key holding a digit
     assert dict_shape('{"ok": true, "loss": 0.5}') is None
+
+
+_DICT_VALUES = st.sampled_from(
+    ["{i}", "-{i}", "{i}.{f}", "{i}.{f}e-{f}", "{i}E+{f}", "'{i}.{f}'", '"{i}"', "0.{f}", "true"]
+)
+
+
+@st.composite
+def _dict_family(draw: st.DrawFn) -> tuple[str, str]:
+    """Two dicts of one family: the same text but for how wide each run of digits is
+    (leading zeros, one digit, integers too long to read, now and then)."""
+    quote = draw(st.sampled_from(["'", '"']))
+    keys = draw(st.lists(st.from_regex(r"\A[a-z_/]{1,8}\Z"), min_size=1, max_size=5))
+    forms = [draw(_DICT_VALUES) for _ in keys]
+    space = draw(st.sampled_from(["", " "]))
+    body = f",{space}".join(f"{quote}{k}{quote}:{space}{v}" for k, v in zip(keys, forms))
+    template = "{" + body + "}"
+    widths = st.one_of(st.integers(1, 6), st.sampled_from([1, 2, 300, 301]))
+
+    def drawn() -> str:
+        def digits(_: re.Match[str]) -> str:
+            return draw(st.from_regex(rf"\A[0-9]{{{draw(widths)}}}\Z"))
+
+        return re.sub(r"\{[if]\}", digits, template)
+
+    return drawn(), drawn()
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=_dict_family())
+def test_a_dict_placed_by_its_familys_reading_reads_as_itself(pair: tuple[str, str]) -> None:
+    first, second = pair
+    assert dict_shape(first) == read_dict_shape(first)
+    assert dict_shape(second) == read_dict_shape(second)
+
+
+def test_a_dict_message_is_known_without_its_pairs() -> None:
+    for line in [*TEMPLATES, "Warning: {'loss': 0.5}", "  {'a': 1}  ", "{x}", "a}{"]:
+        recipe = recipe_of(line)
+        assert is_dict_message(line) == (recipe is not None and recipe.dict and not recipe.noise)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32), template=st.sampled_from(TEMPLATES))
+def test_a_familys_pattern_finds_each_number_where_the_reading_does(
+    seed: int, template: str
+) -> None:
+    rng = random.Random(seed)
+    text = _valid_stamp(_rewidth(_redraw(template, rng), rng), rng)
+    reading = reading_of(text)
+    if not isinstance(reading, Fixed | DictFixed):
+        return
+    got = family_of(reading, text)
+    if got is None:
+        return
+    family = got[1]
+    found = pc.extract_regex(pa.array([text]), family.pattern)[0].as_py()
+    if found is None:  # only a dict number with a leading zero is left to its line
+        assert isinstance(reading, DictFixed)
+        assert any(re.match(r"-?0[0-9]", text[a:b]) for a, b in reading.nums)
+        return
+    assert [found[n] for n in family.nums] == [text[a:b] for a, b in reading.nums]
+    if isinstance(reading, Fixed):
+        for name, span in ((family.step_at, reading.step_at), (family.epoch_at, reading.epoch_at)):
+            assert (name is None) == (span is None)
+            if span is not None:
+                assert found[name] == text[span[0] : span[1]]
 
 
 @settings(max_examples=300, deadline=None)

@@ -176,6 +176,17 @@ def recipe_of(msg: str) -> Recipe | None:
     return got
 
 
+def is_dict_message(msg: str) -> bool:
+    """Whether ``recipe_of(msg)`` is a dict's recipe (not noise), known without reading the
+    message's pairs, which a dict line read as a dict never needs."""
+    if len(msg) > _RECIPE_CHARS:
+        return False
+    stripped = msg.strip()
+    return (
+        stripped.endswith("}") and "{" in stripped and NOISE_RE.search(msg.translate(ZEROS)) is None
+    )
+
+
 class LineRecipe(NamedTuple):
     """What a whole line's shape tells before its log prefix is split: whether it opens a
     traceback, whether it holds a digit, and its message's ``Recipe`` by where the message

@@ -4,8 +4,9 @@
 of one ``Fixed``/``DictFixed`` shape is read with Arrow: its numbers sliced at their places
 and cast (Arrow's cast and ``float()`` both round correctly; a number spelled otherwise than
 in digits goes through ``float()``), the step/epoch each line names itself, its stamp.
-Shapes too small to be worth it alone are read together with the other widths of their
-numbers (``shape_families``), or else one line at a time. What remains per line for Python
+Shapes of a few lines are read together with the other widths of their numbers
+(``shape_families``: a group costs a few dozen Arrow calls whatever its size, so one group
+per family rather than per shape), or else one line at a time. What remains per line for Python
 is what is truly sequential: lines read the plain way (tracebacks, tables, dicts after a
 label, ``batch=N``...), which ``shape_walk`` walks in order, and the running step/epoch
 context, which becomes two forward fills (``context``).
@@ -18,13 +19,15 @@ from typing import Any, NamedTuple
 from loglake.parse.shape_families import Family, family_of
 from loglake.parse.shape_groups import SKIP, DictFixed, Fixed, reading_of, slice_at, stamps_of
 
-_DIGIT_FORMS = frozenset("0123456789.-+eE")
 _INT64 = 2.0**63
 
 
 #: a group of fewer lines is read line by line (its reading known, ``read_fixed``): an
 #: Arrow call costs ~10 µs whatever its size, and a group takes a few dozen
 MIN_GROUP = 24
+#: a shape of fewer lines is read with the other shapes of its family when it has any
+#: (one group: its pattern costs per line, a group per shape costs a few dozen calls)
+FAMILY_LINES = 256
 
 
 class ShapeColumns(NamedTuple):
@@ -62,21 +65,23 @@ def shape_columns(
 
     m = len(candidates)
     sids = pc.take(shapes.index, picks)
-    order = pc.sort_indices(sids).cast(pa.int32())  # stable: a shape's lines in their order
-    ordered = pc.take(sids, order)
-    starts = [0, *pc.add(pc.indices_nonzero(pc.not_equal(ordered[1:], ordered[:-1])), 1)
-              .to_pylist()]  # fmt: skip
-    firsts = pc.take(order, pa.array(starts, pa.int32())).to_pylist()
+    counted = pc.value_counts(sids)
+    present = counted.field("values")
+    firsts = pc.index_in(present, value_set=sids).to_pylist()  # each shape's first line
     count = len(shapes.distinct)
+    size = [0] * count  # per shape: its candidates
     of: list[Any] = [None] * count  # per shape: its reading
     gives = [True] * count  # per shape: whether its lines may give anything
     layouts: dict[Any, int] = {}  # a dated stamp's fields -> its number
     layout_of = [-1] * count
-    groups = []  # (where its lines are in ``order``, reading, family) of the column groups
-    families: dict[Any, tuple[Family, Any, list[tuple[int, int]]]] = {}
-    bounds = [*starts, m]
-    for g, sid in enumerate(pc.take(ordered, pa.array(starts, pa.int32())).to_pylist()):
-        reading = of[sid] = reading_of(batch.texts[candidates[firsts[g]]])
+    groups = []  # (its shapes, reading, family) of the column groups
+    families: dict[Any, tuple[Family, list[tuple[int, Any]]]] = {}
+    for sid, n, first in zip(
+        present.to_pylist(), counted.field("counts").to_pylist(), firsts, strict=True
+    ):
+        size[sid] = n
+        text = batch.texts[candidates[first]]
+        reading = of[sid] = reading_of(text)
         if not isinstance(reading, Fixed | DictFixed):
             gives[sid] = reading is not SKIP
             of[sid] = None
@@ -84,47 +89,63 @@ def shape_columns(
         if reading.stamp is not None:  # byte positions: the columns slice bytes
             fields = (reading.bytes_at or reading).stamp
             layout_of[sid] = layouts.setdefault(fields, len(layouts))
-        if bounds[g + 1] - bounds[g] >= MIN_GROUP:
-            groups.append(([(bounds[g], bounds[g + 1])], reading, None))
-            continue
-        got = family_of(reading, batch.texts[candidates[firsts[g]]])
+        got = family_of(reading, text) if n < FAMILY_LINES else None
         if got is not None:
-            member = families.setdefault(got[0], (got[1], reading, []))
-            member[2].append((bounds[g], bounds[g + 1]))
-    for family, reading, slices in families.values():
-        if len(slices) > 1 and sum(b - a for a, b in slices) >= MIN_GROUP:
-            groups.append((slices, reading, family))
+            families.setdefault(got[0], (got[1], []))[1].append((sid, reading))
+        elif n >= MIN_GROUP:
+            groups.append(([sid], reading, None))
+    for family, members in families.values():
+        if len(members) > 1 and sum(size[sid] for sid, _ in members) >= MIN_GROUP:
+            groups.append(([sid for sid, _ in members], members[0][1], family))
+            continue
+        for sid, reading in members:  # alone after all
+            if size[sid] >= MIN_GROUP:
+                groups.append(([sid], reading, None))
     arr = batch.arrow().view(pa.binary())  # sliced at byte positions (``bytes_at``)
     pieces = []
+    unstamped = None
     if layouts:
         laid = pc.take(pa.array(layout_of, pa.int32()), sids)
         for fields, n in layouts.items():
             at = pc.indices_nonzero(pc.equal(laid, n)).cast(pa.int32())
             pieces.append((at, stamps_of(pc.take(arr, pc.take(picks, at)), fields)))
-    ts_all = _Scatter(m, [at for at, _ in pieces]).values([v for _, v in pieces], pa.float64())
+        unstamped = pc.indices_nonzero(pc.equal(laid, -1)).cast(pa.int32())
+    ts_all = _Scatter(m, [at for at, _ in pieces], unstamped).values(
+        [v for _, v in pieces], pa.float64()
+    )
 
     parts = []
+    read_here: list[tuple[int, int]] = []  # the slices of ``order`` the groups read
     emits: list[tuple[Any, str, Any, int, Any]] = []
-    if groups:  # each group is a slice of these (in ``order``)
+    if groups:  # a group's lines next to each other (in their order): a slice of these
+        rank = [len(groups)] * count
+        bounds = [0]
+        for g, (members, _, _) in enumerate(groups):
+            for sid in members:
+                rank[sid] = g
+            bounds.append(bounds[-1] + sum(size[sid] for sid in members))
+        order = pc.sort_indices(pc.take(pa.array(rank, pa.int32()), sids)).cast(pa.int32())
         all_lines = pc.take(arr, pc.take(picks, order))
         all_mine = pc.take(mine, order)
         all_ts = pc.take(ts_all, order)
-    for slices, reading, family in groups:
-        at = _joined(order, slices)
-        lines = _joined(all_lines, slices)
-        ts = _joined(all_ts, slices) if reading.stamp is not None else None
+    for g, (_, reading, family) in enumerate(groups):
+        a, b = bounds[g], bounds[g + 1]
+        at = order[a:b]
+        ts = all_ts[a:b] if reading.stamp is not None else None
         if family is None:
-            texts = _sliced(reading.bytes_at or reading, lines)
+            texts = _sliced(reading.bytes_at or reading, all_lines[a:b])
         else:
-            texts = _extracted(family, lines)
+            texts = _extracted(family, all_lines[a:b])
         read = _fixed_group if isinstance(reading, Fixed) else _dict_group
-        got = read(reading, texts, _joined(all_mine, slices), ts)  # type: ignore[operator]
+        got = read(reading, texts, all_mine[a:b], ts)  # type: ignore[operator]
         if got is None:
             continue
         ok, step, epoch, found = got
         parts.append((at, ok, step, epoch))
+        read_here.append((a, b))
         emits.extend((at, key, values, q, which) for which, key, values, q in found)
-    spread = _Scatter(m, [p[0] for p in parts])
+    rest = _joined(order, _gaps(read_here, m)) if parts else None
+    spread = _Scatter(m, [p[0] for p in parts], rest)
     fast = pc.and_not(pc.fill_null(spread.values([p[1] for p in parts], pa.bool_()), False), skip)
     # the rest is read one line at a time (a line of a group the columns cannot read too)
     nothing = pc.invert(pc.take(pa.array(gives, pa.bool_()), sids))
@@ -148,25 +169,36 @@ def _joined(values: Any, slices: list[tuple[int, int]]) -> Any:
 
     if len(slices) == 1:
         return values[slices[0][0] : slices[0][1]]
-    return pa.concat_arrays([values[a:b] for a, b in slices])
+    return pa.concat_arrays([values[a:b] for a, b in slices] or [values[:0]])
+
+
+def _gaps(slices: list[tuple[int, int]], m: int) -> list[tuple[int, int]]:
+    """The parts of 0 .. m-1 outside ``slices`` (disjoint), as slices."""
+    gaps = []
+    at = 0
+    for a, b in sorted(slices):
+        if a > at:
+            gaps.append((at, a))
+        at = b
+    if at < m:
+        gaps.append((at, m))
+    return gaps
 
 
 class _Scatter:
     """Puts values given for some candidates (disjoint index arrays) at their places in one
     array of ``m`` (null elsewhere): a take by the inverse of the permutation the index
-    arrays and the missing indices make."""
+    arrays and the missing indices (``rest``, the caller knows them) make."""
 
-    def __init__(self, m: int, where: list[Any]) -> None:
+    def __init__(self, m: int, where: list[Any], rest: Any) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
         self.missing = m
         self.inverse = None
         if where:
-            at = pa.concat_arrays(where)
-            rest = pc.indices_nonzero(pc.invert(pc.is_in(arange(m), value_set=at)))
             self.missing = len(rest)
-            self.inverse = pc.sort_indices(pa.concat_arrays([at, rest.cast(pa.int32())]))
+            self.inverse = pc.sort_indices(pa.concat_arrays([*where, rest]))
 
     def values(self, parts: list[Any], kind: Any) -> Any:
         import pyarrow as pa
@@ -185,15 +217,17 @@ def arange(m: int) -> Any:
     return pc.indices_nonzero(pa.repeat(True, m)).cast(pa.int32())
 
 
-def _floats(texts: Any) -> Any:
-    """float() of each text (an Arrow float64 array; texts of one number shape)."""
+def _floats(texts: Any, plain: bool) -> Any:
+    """float() of each text (an Arrow float64 array; texts of one number shape, ``plain``
+    when spelled in digits, sign, point and exponent only: ``shape_groups.plain``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    first = pc.drop_null(texts)[:1].to_pylist()
-    if not first or _DIGIT_FORMS.issuperset(first[0]):
+    if plain:
         return pc.cast(texts, pa.float64())
-    return pa.array([float(t) for t in texts.to_pylist()], pa.float64())  # nan, inf
+    return pa.array(  # nan, inf
+        [None if t is None else float(t) for t in texts.to_pylist()], pa.float64()
+    )
 
 
 def _ints(texts: Any) -> Any:
@@ -273,11 +307,14 @@ def _fixed_group(fixed: Fixed, texts: _Texts, mine: Any, ts: Any) -> Any:
     import pyarrow.compute as pc
 
     n = len(mine)
-    values = [_floats(t) for t in texts.nums]
+    values = [_floats(t, p) for t, p in zip(texts.nums, fixed.plain, strict=True)]
     step = _ints(texts.step) if texts.step is not None else pa.nulls(n, pa.int64())
     if step is None:
         return None
-    epoch = _floats(texts.epoch) if texts.epoch is not None else pa.nulls(n, pa.float64())
+    if texts.epoch is not None:
+        epoch = _floats(texts.epoch, fixed.epoch_plain)
+    else:
+        epoch = pa.nulls(n, pa.float64())
     for k, is_step in fixed.counters:  # _counted: a step only when it is an integer
         if is_step:
             whole = _whole(values[k])
@@ -306,7 +343,7 @@ def _dict_group(fixed: DictFixed, texts: _Texts, mine: Any, ts: Any) -> Any:
     import pyarrow.compute as pc
 
     n = len(mine)
-    values = [_floats(t) for t in texts.nums]
+    values = [_floats(t, p) for t, p in zip(texts.nums, fixed.plain, strict=True)]
     ok = texts.found if ts is None else pc.and_(texts.found, pc.is_valid(ts))
     step = pa.nulls(n, pa.int64())
     epoch = pa.nulls(n, pa.float64())

@@ -2,7 +2,8 @@
 
 A metric line's numbers change width as training goes on (``step 998`` then ``step 1002``,
 ``loss: 0.5`` then ``loss: 0.4375``): each width is its own shape, and a batch may hold a
-few lines of each, too few to read as columns (``shape_columns.MIN_GROUP``). Shapes whose
+few lines of each, too few to be worth a group each (``shape_columns.FAMILY_LINES``,
+``MIN_GROUP``). Shapes whose
 text is the same once each run of digits is one digit form a *family*. When each shape's
 own reading (``shape_groups.reading_of``) is the same but for its positions, and puts every
 number at the same runs of digits, one Arrow ``extract_regex`` (the family's text, each
@@ -18,6 +19,7 @@ own, as ``dict_shapes`` requires.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -26,7 +28,7 @@ from loglake.parse.shape_groups import DictFixed, Fixed
 from loglake.parse.values import shape_of
 
 _RUN_RE = re.compile(r"[0-9]+")
-_META = frozenset("\\.^$|?*+()[]{}")
+_ESCAPE = str.maketrans({c: "\\" + c for c in "\\.^$|?*+()[]{}"})
 _JSON_INT = "(?:0|[1-9][0-9]*)"
 
 
@@ -70,36 +72,34 @@ def _family(reading: Fixed | DictFixed, text: str) -> tuple[Any, Family] | None:
     for a, b in pairwise(ordered):
         if a[1] > b[0]:
             return None  # overlapping numbers
-    starts = {span[0]: names[span] for span in ordered}
-    ends = {span[1] for span in ordered}
-    first_runs = {span[0] if "0" <= text[span[0]] <= "9" else span[0] + 1 for span in ordered}
+    run_end = dict(runs)
+    starts = [r[0] for r in runs]
+    for a, b in ordered:
+        k = bisect_left(starts, a)  # the first run starting at a or after
+        if k == len(starts) or starts[k] >= b:
+            return None  # every number holds a digit (a run of digits places it)
+        if k and run_end[starts[k - 1]] > a:
+            return None  # a number begins inside a run of digits
+        k = bisect_left(starts, b)
+        if k and run_end[starts[k - 1]] > b:
+            return None  # or ends inside one
+    # what goes before the text at a place: a number's end, then a number's start
+    marks: dict[int, str] = {}
+    for _, b in ordered:
+        marks[b] = ")"
+    for a, b in ordered:
+        marks[a] = marks.get(a, "") + f"(?P<{names[(a, b)]}>"
+    json_ints = isinstance(reading, DictFixed)
+    first_runs = {a if "0" <= text[a] <= "9" else a + 1 for a, _ in ordered}
     out: list[str] = []
     i = 0
-    run = 0
-    while i <= len(text):
-        if i in ends:
-            out.append(")")
-        if i == len(text):
-            break
-        if i in starts:
-            out.append(f"(?P<{starts[i]}>")
-        if run < len(runs) and runs[run][0] == i:
-            end = runs[run][1]
-            if end > i and any(a < end and i < b and (a > i or b < end) for a, b in ordered):
-                return None  # a number begins or ends inside a run of digits
-            if isinstance(reading, DictFixed) and i in first_runs:
-                out.append(_JSON_INT)
-            else:
-                out.append("[0-9]+")
-            i = end
-            run += 1
-            continue
-        c = text[i]
-        out.append("\\" + c if c in _META else c)
-        i += 1
-    for a, b in ordered:  # every number holds a digit (a run of digits places it)
-        if not any(a <= x < b for x, _ in runs):
-            return None
+    for at in sorted({*marks, *run_end, len(text)}):
+        out.append(text[i:at].translate(_ESCAPE))
+        out.append(marks.get(at, ""))
+        i = at
+        if at in run_end:
+            out.append(_JSON_INT if json_ints and at in first_runs else "[0-9]+")
+            i = run_end[at]
     pattern = "^" + "".join(out) + "$"
     family = Family(
         pattern,

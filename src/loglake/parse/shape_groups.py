@@ -34,6 +34,7 @@ from loglake.parse.line_recipes import (
     DictPlan,
     PairPlan,
     Recipe,
+    is_dict_message,
     line_recipe,
     recipe_of,
     table_header,
@@ -62,6 +63,8 @@ class Fixed(NamedTuple):
     emits: bool
     claimed: bool
     bytes_at: Any = None  # the same with byte positions, for Arrow (None: the line is ASCII)
+    plain: tuple[bool, ...] = ()  # per number: only digits, sign, point, exponent (``plain``)
+    epoch_plain: bool = True  # the same of the epoch counter
 
 
 class DictFixed(NamedTuple):
@@ -73,6 +76,7 @@ class DictFixed(NamedTuple):
     plan: DictPlan
     stamp: Any
     bytes_at: Any = None  # as in Fixed
+    plain: tuple[bool, ...] = ()  # as in Fixed
 
 
 #: what a candidate line's shape says: read it line by line, or it gives nothing
@@ -112,33 +116,40 @@ def _read(text: str) -> Fixed | DictFixed | str | None:
         return SLOW  # a stamp without a year (glog, detectron2): its seconds are read per line
     if level in QUIET_LEVELS:
         return SKIP
+    at = len(text) - len(msg.lstrip())  # where the stripped message starts in the line
+    if is_dict_message(msg):
+        shape = dict_shape(msg.strip())
+        if shape is None:
+            return SLOW
+        nums = tuple((a + at, b + at) for a, b in shape.nums)
+        zeros = tuple(z + at for z in shape.zeros)
+        got = DictFixed(nums, zeros, shape.plan, how.fields, plain=plain(text, nums))
+        return got if text.isascii() else got._replace(bytes_at=_in_bytes(got, text))
     recipe = recipe_of(msg)
     if recipe is None:
         return SLOW
     if recipe.noise:
         return SKIP
-    at = len(text) - len(msg.lstrip())  # where the stripped message starts in the line
-    if recipe.dict:
-        shape = dict_shape(msg.strip())
-        if shape is None:
-            return SLOW
-        got = DictFixed(
-            tuple((a + at, b + at) for a, b in shape.nums),
-            tuple(z + at for z in shape.zeros),
-            shape.plan,
-            how.fields,
-        )
-        return got if text.isascii() else got._replace(bytes_at=_in_bytes(got, text))
     if recipe.batch or recipe.counters is None:
         return SLOW
     if recipe.normalizes:  # its positions are in the normalized message: find them in it
         recipe = _unnormalized(recipe, msg.strip())
         if recipe is None:
             return SLOW
-    fixed = _fixed(recipe, at, how.fields)
+    fixed = _fixed(recipe, at, how.fields, text)
     if not (fixed.emits or fixed.claimed):
         return SKIP
     return fixed if text.isascii() else fixed._replace(bytes_at=_in_bytes(fixed, text))
+
+
+_PLAIN_FORMS = frozenset("0123456789.-+eE")
+
+
+def plain(text: str, nums: tuple[Span, ...]) -> tuple[bool, ...]:
+    """Per number of ``text``, whether it is spelled in digits, sign, point and exponent
+    only (Arrow's cast reads it as ``float()`` does; ``nan``, ``inf`` go through
+    ``float()``): the same for every line of the shape, and of its family."""
+    return tuple([_PLAIN_FORMS.issuperset(text[a:b]) for a, b in nums])
 
 
 def _in_bytes(reading: Any, text: str) -> Any:
@@ -219,7 +230,7 @@ class _Uncertain(Exception):
     """A number whose place in the raw message is not certain."""
 
 
-def _fixed(recipe: Recipe, at: int, stamp: Any) -> Fixed:
+def _fixed(recipe: Recipe, at: int, stamp: Any, text: str) -> Fixed:
     plan = recipe.plan
     assert recipe.counters is not None
 
@@ -227,15 +238,19 @@ def _fixed(recipe: Recipe, at: int, stamp: Any) -> Fixed:
         return None if span is None else (span[0] + at, span[1] + at)
 
     context = recipe.step_at is not None or recipe.epoch_at is not None
+    nums = tuple((a + at, b + at) for a, b in recipe.nums)
+    epoch_at = moved(recipe.epoch_at)
     return Fixed(
         plan,
         recipe.counters,
-        tuple((a + at, b + at) for a, b in recipe.nums),
+        nums,
         moved(recipe.step_at),
-        moved(recipe.epoch_at),
+        epoch_at,
         stamp,
         plan is None or bool(plan.emits[0] or plan.emits[1] or plan.counters or context),
         bool(recipe.counters or context),
+        plain=plain(text, nums),
+        epoch_plain=epoch_at is None or plain(text, (epoch_at,))[0],
     )
 
 
