@@ -39,6 +39,7 @@ from loglake.parse.line_recipes import (
     NOISE_RE,
     QUIET_LEVELS,
     TRACEBACK_HEAD,
+    DictPlan,
     PairPlan,
     dict_plan,
     line_recipe,
@@ -316,16 +317,7 @@ class GenericMetricsParser(BaseParser):
         plan = dict_plan(tuple(obj), tuple(map(type, values))) if self.recipes else None
         if plan is not None:
             nums = [float(v) for v in values]  # an int too large for a float fails here, first
-            for k, is_step in plan.counters:
-                if is_step:
-                    step = to_int(nums[k])
-                else:
-                    epoch = nums[k]
-            if step is None and epoch is None and not plan.metric_named:
-                return True  # a settings dict: the params parser's business
-            at_step, at_epoch = _context(step, epoch, state)
-            if not claimed:
-                rows.line(plan.emits, nums, offset, at_step, at_epoch, ts)
+            _apply_dict(plan, nums, step, epoch, offset, ts, claimed, state, rows)
             return True
         keys: list[str] = []
         found: list[float] = []
@@ -391,20 +383,34 @@ def _read_dict(
         if text[at] == "0":
             return False
     nums = [float(text[a:b]) for a, b in fixed.nums]
-    step: int | None = None
-    epoch: float | None = None
-    plan = fixed.plan
+    _apply_dict(fixed.plan, nums, None, None, offset, ts, claimed, state, rows)
+    return True
+
+
+def _apply_dict(
+    plan: DictPlan,
+    nums: list[float],
+    step: int | None,
+    epoch: float | None,
+    offset: int,
+    ts: float | None,
+    claimed: bool,
+    state: dict[str, Any],
+    rows: MetricRows,
+) -> None:
+    """Emit a flat dict's numbers by its keys' plan (unless claimed) with its counters or the
+    running context; a dict naming no metric and no counter is a settings dict (the params
+    parser's business): nothing, not even context."""
     for k, is_step in plan.counters:
         if is_step:
             step = to_int(nums[k])
         else:
             epoch = nums[k]
     if step is None and epoch is None and not plan.metric_named:
-        return True  # a settings dict: the params parser's business
+        return
     at_step, at_epoch = _context(step, epoch, state)
     if not claimed:
         rows.line(plan.emits, nums, offset, at_step, at_epoch, ts)
-    return True
 
 
 def _table_row(msg: str, cols: list[str]) -> list[Pair] | None:
