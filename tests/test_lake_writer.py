@@ -320,3 +320,23 @@ def test_a_replayed_spool_restores_the_checkpoint_exactly(tmp_path: Path) -> Non
     got = CheckpointStore(state).get("src")
     assert json.dumps(got, sort_keys=True) == json.dumps(entry, sort_keys=True)
     assert_exactly_once(lake, 1)
+
+
+def test_a_spool_entry_an_older_version_compressed_still_replays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spool entries are written uncompressed now; an LZ4 one left by a crash of an older
+    loglake must still land exactly once."""
+    import loglake.lake.writer as writer_module
+
+    lake, state = tmp_path / "lake", tmp_path / "state"
+    monkeypatch.setattr(writer_module, "SPOOL_COMPRESSION", "lz4")
+    old = LakeWriter(str(lake), state, "crashy")
+    data = {name: conform(name, t) for name, t in flush_tables(1).items()}
+    entry = old._spool(1, data, {"src": _json_bytes({"offset": 10})})
+    with pa.ipc.open_file(entry / "metrics.arrow") as f:
+        assert f.read_all().num_rows == 10
+    monkeypatch.setattr(writer_module, "SPOOL_COMPRESSION", None)
+    assert LakeWriter(str(lake), state, "crashy").recover() == 1
+    assert_exactly_once(lake, 1)
+    assert CheckpointStore(state).get("src") == {"offset": 10}
