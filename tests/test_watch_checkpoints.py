@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from loglake.lake.checkpoint import FILE_NAME, CheckpointStore
 from loglake.watch.checkpoints import FOLD_MIN_BYTES, PackedCheckpoints, pack, slim, unpack
 from loglake.watch.journal import JOURNAL_NAME
@@ -149,3 +151,21 @@ def test_an_update_with_the_callers_texts_journals_them_as_given(tmp_path: Path)
     assert PackedCheckpoints(tmp_path).entries() == {"k": json.loads(text)}
     store.save()
     assert CheckpointStore(tmp_path).load() == {"k": json.loads(text)}
+
+
+def test_only_the_latest_updates_entries_are_held_uncompressed(tmp_path: Path) -> None:
+    """An entry rewritten flush after flush stays plain text between its updates; once an
+    update leaves it out it is compressed, and either form reads and folds alike."""
+    store = PackedCheckpoints(tmp_path)
+    store.update({"a": ENTRY, "b": {"offset": 1}})
+    held = store._packed_entries()
+    assert json.loads(held["a"]) == ENTRY  # plain JSON text, no zlib
+    store.update({"a": {**ENTRY, "offset": 240}})
+    assert store.get("a") == {**ENTRY, "offset": 240}
+    with pytest.raises(ValueError):
+        json.loads(held["b"])  # left out of the latest update: compressed
+    assert unpack(held["b"]) == {"offset": 1}
+    store.save()
+    expected = {"a": {**ENTRY, "offset": 240}, "b": {"offset": 1}}
+    assert CheckpointStore(tmp_path).load() == expected
+    assert PackedCheckpoints(tmp_path).entries() == expected
