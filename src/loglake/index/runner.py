@@ -212,8 +212,22 @@ def _worker_run(task: FileTask) -> None:
 # -- coordinator ----------------------------------------------------------------------------
 
 
+#: a file's ``runs`` observations (one per chunk) are committed with its first chunk, its
+#: last, and every this many chunks between (see ``_Batcher``)
+RUNS_EVERY = 8
+
+
 class _Batcher:
-    """Groups chunks from many files into one lake commit (fewer, larger Parquet files)."""
+    """Groups chunks from many files into one lake commit (fewer, larger Parquet files).
+
+    A file's chunks each carry one ``runs`` observation (lines and bytes so far). The
+    ``runs`` view keeps only a source's latest, and a Delta append of a one-row table costs
+    ~10 ms however small (more as the table's log grows): the observations of a long log's
+    middle chunks are held and committed together, with its first chunk (the run appears
+    at once), every ``RUNS_EVERY`` chunks and its last chunk. The lake ends up with the
+    same rows; only a crash can lose held observations, ones the view would not show
+    (the next run of the indexer resumes the file and observes it again).
+    """
 
     def __init__(self, writer: LakeWriter, flush_records: int, report: IndexReport) -> None:
         self.writer = writer
@@ -222,9 +236,15 @@ class _Batcher:
         self.tables: dict[str, list[pa.Table]] = {}
         self.checkpoints: dict[str, dict[str, Any]] = {}
         self.rows = 0
+        self.held_runs: dict[str, list[pa.Table]] = {}  # per file: observations not sent
+        self.chunks_seen: dict[str, int] = {}
 
     def add(self, chunk: ChunkResult) -> None:
         for name, t in chunk.tables.items():
+            if name == "runs":
+                t = self._runs_to_send(chunk, t)
+                if t is None:
+                    continue
             self.tables.setdefault(name, []).append(t)
             self.rows += t.num_rows
         self.checkpoints[chunk.fp] = chunk.checkpoint
@@ -242,8 +262,29 @@ class _Batcher:
         if self.rows >= self.flush_records:
             self.flush()
 
-    def flush(self) -> None:
-        if not self.checkpoints:
+    def _runs_to_send(self, chunk: ChunkResult, runs: pa.Table) -> pa.Table | None:
+        """The ``runs`` rows to commit with this chunk (its own and those held before), or
+        None when this chunk's observation is held."""
+        seen = self.chunks_seen.get(chunk.fp, 0)
+        self.chunks_seen[chunk.fp] = seen + 1
+        held = self.held_runs.pop(chunk.fp, [])
+        held.append(runs)
+        if chunk.final or seen % RUNS_EVERY == 0:
+            if chunk.final:
+                self.chunks_seen.pop(chunk.fp, None)
+            return pa.concat_tables(held) if len(held) > 1 else runs
+        self.held_runs[chunk.fp] = held
+        return None
+
+    def flush(self, *, last: bool = False) -> None:
+        """Commit what was added; ``last``: also every held ``runs`` observation (files
+        that failed before their last chunk)."""
+        if last:
+            for held in self.held_runs.values():
+                for t in held:
+                    self.tables.setdefault("runs", []).append(t)
+            self.held_runs.clear()
+        if not self.checkpoints and not (last and self.tables):
             return
         tables = {k: pa.concat_tables(v) for k, v in self.tables.items() if v}
         self.writer.commit(tables, self.checkpoints)
@@ -397,7 +438,7 @@ def _index(
                         progress(done_bytes, total_bytes, done_files, len(tasks))
             pool.close()
             pool.join()
-    batcher.flush()
+    batcher.flush(last=True)
 
 
 def print_failures(report: IndexReport) -> None:
