@@ -126,6 +126,30 @@ def test_slurm_cancel_message_wrapped_over_two_lines(tmp_path: Path) -> None:
     assert resolve(write(tmp_path, log))[:2] == ("failed", "time_limit")
 
 
+def test_a_wrapped_cancel_reason_is_one_failure(tmp_path: Path) -> None:
+    """The "DUE TO ..." continuation is the cancel line's reason, not a second marker."""
+    log = (
+        "step 10 loss 0.5\n"
+        "slurmstepd: error: *** JOB 123 ON n1 CANCELLED AT 2026-11-27T10:00:00\n"
+        " DUE TO PREEMPTION ***\n"
+    )
+    texts, offsets = file_lines(write(tmp_path, log))
+    out = Emitter()
+    parser = StatusParser()
+    parser.parse(LineBatch(texts, offsets), parser.new_state(), out)
+    seen = list(zip(out.statuses.data["reason"], out.statuses.data["offset"], strict=True))
+    assert seen == [("cancelled", offsets[1]), ("preempted", offsets[2])]
+    assert resolve(write(tmp_path, log))[:2] == ("failed", "preempted")
+
+
+@pytest.mark.parametrize(
+    "line", ["Floating point exception", "Floating point exception (core dumped)"]
+)
+def test_a_process_killed_by_sigfpe_failed(tmp_path: Path, line: str) -> None:
+    log = f"epoch 1 loss=0.5\nepoch 2 loss=0.4\n{line}\n"
+    assert resolve(write(tmp_path, log)) == ("failed", None, line)
+
+
 def test_slurm_scancel_without_reason_is_cancelled(tmp_path: Path) -> None:
     log = (
         "step 10 loss 0.5\nslurmstepd: error: *** JOB 77 ON n1 CANCELLED AT 2026-01-01T00:00 ***\n"

@@ -230,10 +230,11 @@ def failure_markers(body: str, offset: int, st: State, out: Emitter) -> bool:
     if _OOM_RE.search(body):
         st["oom"] = True
     if st["cancel_wrap"] is not None:
-        wrapped = body.lstrip()
-        if wrapped.startswith("DUE TO"):
-            fail(st, out, offset, wrapped, slurm_reason(wrapped), root_cause=False)
         st["cancel_wrap"] = None
+        wrapped = body.lstrip()
+        if wrapped.startswith("DUE TO"):  # the cancel line's reason: one failure, not two
+            fail(st, out, offset, wrapped, slurm_reason(wrapped), root_cause=False)
+            return True
     if "CANCELLED" in body:
         m = _SLURM_CANCEL_RE.search(body)
         if m:

@@ -92,7 +92,7 @@ _HF_SUMMARY_RE = re.compile(r"""['"]train_runtime['"]\s*:|TrainOutput\(""")
 # the rest faster than any one regex (sre tries every alternative at every position).
 _HINT_WORDS = (
     "ory|OOM|oom|CANCEL|State|xit| code |NCCL|Killed|fault|Abort|Terminated|core dumped|Illegal|"
-    "Hangup|Bus error|Trace/|Fatal|Error executing|Exception in|panic|Interrupt|reempt|PREEMPT|"
+    "Hangup|Bus error|Floating point|Trace/|Fatal|Error executing|Exception in|panic|Interrupt|reempt|PREEMPT|"
     "SIGTERM|death signal|eque|Reporting training|ChildFailed|Trainer.fit|rain_runtime|"
     "rain metrics|TrainOutput|Best |l training|completed in|raining|pot in|srun|terminate called|"
     "oss is|return code"
