@@ -150,6 +150,13 @@ def test_a_process_killed_by_sigfpe_failed(tmp_path: Path, line: str) -> None:
     assert resolve(write(tmp_path, log)) == ("failed", None, line)
 
 
+@pytest.mark.parametrize("script", ["run.sh", "./run.sh", "/home/u/job/run.sh"])
+def test_bash_reports_a_killed_child_of_a_script_by_any_path(tmp_path: Path, script: str) -> None:
+    line = f"{script}: line 12: 4567 Killed                  python train.py --lr 0.1"
+    log = f"step 10 loss 0.5\n{line}\n"
+    assert resolve(write(tmp_path, log))[:2] == ("failed", None)
+
+
 def test_slurm_scancel_without_reason_is_cancelled(tmp_path: Path) -> None:
     log = (
         "step 10 loss 0.5\nslurmstepd: error: *** JOB 77 ON n1 CANCELLED AT 2026-01-01T00:00 ***\n"

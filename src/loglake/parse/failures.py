@@ -318,9 +318,7 @@ def _hard_failure(body: str, offset: int, st: State, out: Emitter) -> bool:
     if _NCCL_FATAL_RE.search(s):
         fail(st, out, offset, s, failure_reason(s) or "nccl_error", root_cause=False)
         return True
-    m = _BARE_SIGNAL_RE.match(s) or (
-        _SIGNAL_LINE_RE.match(s) if " line " in s and "/" in s else None
-    )
+    m = _BARE_SIGNAL_RE.match(s) or (_SIGNAL_LINE_RE.match(s) if " line " in s else None)
     if m:
         sig = m.group("sig")
         reason = "out_of_memory" if sig == "Killed" and st["oom"] else None
