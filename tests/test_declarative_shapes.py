@@ -1,7 +1,11 @@
 """Reading lines once per shape (``declarative_shapes``) gives the records of reading each line.
 
-The built-in parsers run over generated batches twice, by shape and line by line, and must
-emit the same rows in the same order and leave the same state. The batches repeat line
+The built-in parsers run over generated batches three times: planned lines read in shape
+groups as Arrow columns (``declarative_groups``, its thresholds lowered so that small
+batches take it, some groups small enough to be read line by line among the others), the
+same lines read one by one by their plan (``run_plan``), and every line read by the
+parser's regexes; all three must emit the same rows in the same order and leave the same
+state. The batches repeat line
 templates with other digits in them (so the batch has shapes), including digits where they
 matter: keys with digits (``valid_1``, ``test1``, ``ndcg@5``), ``N/N`` bars whose rule
 compares two numbers, values like ``1e-05``/``nan``, lines with a log prefix, lines that
@@ -10,19 +14,23 @@ open sections and tables, lines an earlier parser claimed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from loglake.parse import declarative_groups as groups
 from loglake.parse.base import LineBatch
 from loglake.parse.builtin import builtin_parser_dir
 from loglake.parse.declarative import DeclarativeParser, load_parser_dir
 from loglake.parse.declarative_shapes import ShapeReader, digit_uniform, shape_ids
+from loglake.parse.prefilter import ARROW_MIN_LINES
 from loglake.parse.records import Emitter
 
 # "#" is a digit drawn per line, so every line made from one template has one shape
@@ -121,6 +129,48 @@ def _records(p: DeclarativeParser, lines: list[str], claimed: set[int], ts: Any)
     return rows, state
 
 
+@contextlib.contextmanager
+def _reading(how: str) -> Iterator[None]:
+    """Planned lines read in groups even in small batches ("groups"), never ("lines")."""
+    saved = groups.MIN_RUN, groups.MIN_GROUP, groups.MIN_GROUPED, groups._read
+    read = groups._read
+
+    def strict(*args: Any) -> Any:
+        """A failure of the group reading is a bug, not a reason to read line by line."""
+        try:
+            return read(*args)
+        except groups._Unfit:
+            raise
+        except Exception as e:
+            raise AssertionError(f"group reading failed: {e!r}") from e
+
+    if how == "groups":
+        groups.MIN_RUN, groups.MIN_GROUP = 1, 3
+        groups.MIN_GROUPED = 0.0
+        groups._read = strict
+    else:
+        groups.MIN_RUN = 1 << 30
+    try:
+        yield
+    finally:
+        groups.MIN_RUN, groups.MIN_GROUP, groups.MIN_GROUPED, groups._read = saved
+
+
+def _three_ways(p: DeclarativeParser, lines: list[str], claimed: set[int], ts: Any) -> None:
+    """Groups, plans line by line and plain regexes give the same rows and state."""
+    with _reading("groups"):
+        grouped = _records(p, lines, claimed, ts)
+    with _reading("lines"):
+        planned = _records(p, lines, claimed, ts)
+    p.by_shape = False
+    try:
+        plain = _records(p, lines, claimed, ts)
+    finally:
+        p.by_shape = True
+    assert grouped == planned, p.name
+    assert planned == plain, p.name
+
+
 @pytest.fixture(scope="module")
 def builtins() -> list[DeclarativeParser]:
     return load_parser_dir(builtin_parser_dir(), trusted=True)
@@ -133,14 +183,37 @@ def test_reading_by_shape_gives_the_records_of_reading_each_line(
 ) -> None:
     lines, claimed, ts = batch
     for p in builtins:
-        p.by_shape = True
-        fast = _records(p, lines, claimed, ts)
-        p.by_shape = False
-        try:
-            slow = _records(p, lines, claimed, ts)
-        finally:
-            p.by_shape = True
-        assert fast == slow, p.name
+        _three_ways(p, lines, claimed, ts)
+
+
+def test_long_runs_of_planned_lines_are_read_in_groups(
+    builtins: list[DeclarativeParser],
+) -> None:
+    """With the real thresholds: eval lines of one shape, a few odd ones among them, read
+    as columns; the step context carries over into the next batch."""
+    rng = random.Random(11)
+    templates = [TEMPLATES[0], TEMPLATES[1], TEMPLATES[5], TEMPLATES[9], "Epoch #/#"]
+    weights = [40, 10, 40, 1, 1]
+    lines = [_fill(rng.choices(templates, weights)[0], rng) for _ in range(5000)]
+    ts = [rng.choice([None, 1.7e9 + i]) for i in range(len(lines))]
+    seen: list[Any] = []
+    read_run = groups.read_run
+
+    def spy(*args: Any) -> Any:
+        got = read_run(*args)
+        seen.append(got)
+        return got
+
+    groups.read_run = spy
+    try:
+        for p in builtins:
+            if p.name in ("xgboost", "lightgbm"):
+                grouped = _records(p, lines, {3, 5, 700}, ts)
+                with _reading("lines"):
+                    assert grouped == _records(p, lines, {3, 5, 700}, ts), p.name
+    finally:
+        groups.read_run = read_run
+    assert seen and all(got is not None for got in seen)
 
 
 def test_the_bench_shapes_are_read_by_plan(builtins: list[DeclarativeParser]) -> None:
@@ -356,6 +429,28 @@ def test_a_team_parser_with_tricky_rules_reads_the_same_by_shape(
     if sort:
         lines.sort(key=lambda line: re.sub(r"\d", "0", line))
     claimed = {i for i in range(len(lines)) if rng.random() < 0.1}
-    fast = _records(p, lines, claimed, None)
-    p.by_shape = False
-    assert fast == _records(p, lines, claimed, None)
+    _three_ways(p, lines, claimed, None)
+
+
+def test_groups_and_single_lines_of_one_run_mix(builtins: list[DeclarativeParser]) -> None:
+    """Iteration lines of two shapes (``Iteration 0``: a group; ``Iteration 00``: two lines
+    read one by one) set the step of the score lines between them: one forward fill."""
+    lines = [f"warming up {k}" for k in range(ARROW_MIN_LINES)]  # a batch scanned as Arrow
+    for e in range(1, 12):
+        lines.append(f"Iteration {e}, loss = 0.{e:08d}")
+        lines.append(f"Validation score: 0.{e:06d}")
+    seen: list[Any] = []
+    read_run = groups.read_run
+
+    def spy(*args: Any) -> Any:
+        got = read_run(*args)
+        seen.append(got)
+        return got
+
+    groups.read_run = spy
+    try:
+        for p in builtins:
+            _three_ways(p, lines, set(), None)
+    finally:
+        groups.read_run = read_run
+    assert any(got is not None for got in seen)

@@ -14,7 +14,9 @@ or a section without literals is open. Lines skipped inside a section still coun
 ``max_lines``, so skipping changes nothing but the time spent. With no section or table
 open, a line whose shape (digits read as ``0``) the parser has planned already is read by
 that plan (``declarative_shapes``): which rules match and where their groups are is worked
-out once per shape of the batch, not once per line.
+out once per shape of the batch, not once per line. A long run of planned lines (nothing
+but the step/epoch context changes while it lasts) is read in shape groups as Arrow columns
+(``declarative_groups``), or by plan line by line when its shapes are too many and small.
 """
 
 from __future__ import annotations
@@ -36,16 +38,23 @@ from loglake.parse.declarative_compile import (
 from loglake.parse.declarative_emit import (
     MetricRows,
     Runner,
+    context_setters,
     line_ts,
     log_message,
     runner,
-    to_epoch,
-    to_step,
 )
-from loglake.parse.declarative_scan import Gate, candidate_lines, literal_gate, register
-from loglake.parse.declarative_shapes import ShapeReader, run_plan, shape_ids
+from loglake.parse.declarative_groups import read_planned
+from loglake.parse.declarative_runs import Ahead
+from loglake.parse.declarative_scan import (
+    Gate,
+    candidate_lines,
+    literal_gate,
+    register,
+    section_literals,
+)
+from loglake.parse.declarative_shapes import ShapeReader, shape_ids
 from loglake.parse.declarative_spec import ParserSpec, read_spec
-from loglake.parse.declarative_template import Access, Template
+from loglake.parse.declarative_template import Access
 from loglake.parse.records import Emitter
 from loglake.parse.values import to_int, to_number
 
@@ -104,7 +113,7 @@ class DeclarativeParser:
             (
                 r,
                 runner(r),
-                _context_setters(r),
+                context_setters(r),
                 r.kind in _CLAIMING,
                 r.marks_framework and bool(spec.framework),
             )
@@ -134,9 +143,7 @@ class DeclarativeParser:
         self._section_gates: dict[str, Gate | None] = {}
         literals = set(self._prefilter or ())
         for name, section in self._sections.items():
-            lits = _section_literals(
-                section.end_alts, [r for r in self._rules if r.section == name]
-            )
+            lits = section_literals(section.end_alts, [r for r in self._rules if r.section == name])
             self._section_gates[name] = (
                 literal_gate(lits) if lits else (_never if lits == () else None)
             )
@@ -216,6 +223,8 @@ class DeclarativeParser:
     # -- which lines ----------------------------------------------------------------------
 
     def _parse(self, batch: LineBatch, st: dict[str, Any], out: Emitter, rows: MetricRows) -> None:
+        """Each candidate line in order; lines of planned shapes are gathered in ``run`` and
+        read together (``declarative_groups``) before the next line read the plain way."""
         texts, offsets, tss = batch.texts, batch.offsets, batch.ts
         redraws = batch.redraws if self._redraw_plan else None
         n = len(texts)
@@ -233,7 +242,9 @@ class DeclarativeParser:
         skip_claimed, is_claimed, process = self._skip_claimed, out.is_claimed, self._process
         ids = shape_ids(batch) if self.by_shape and nc >= SHAPED_MIN_LINES else None
         plans: dict[int, Any] = {}  # shape -> its plan (None: read its lines one by one)
-        plan_of, ctx = self._shapes.plan, st["ctx"]
+        plan_of = self._shapes.plan
+        run: list[Any] = []  # planned lines not read yet (``read_planned``)
+        ahead: Ahead | None = None
         while pos < n:
             if gate is None:
                 i = pos
@@ -247,7 +258,7 @@ class DeclarativeParser:
                         k += 1
                     if k == nc:
                         self._skip(st, n - pos)
-                        return
+                        break
                     i = cands[k]
                     k += 1
                     if i > pos and sec is not None:
@@ -267,20 +278,25 @@ class DeclarativeParser:
             pos = i + 1
             raw, offset = texts[i], offsets[i]
             try:
-                claimed = skip_claimed and is_claimed(offset)
-                ts = tss[i] if tss else None
                 if ids is not None and st["sec"] is None and st["tab"] is None and i not in redrawn:
                     plan = plans.get(ids[i], _UNPLANNED)
                     if plan is _UNPLANNED:
                         plan = plans[ids[i]] = plan_of(raw)
                     if plan is not None:
-                        if (
-                            plan
-                            and run_plan(plan, raw, offset, ts, ctx, rows, claimed)
-                            and not st["fw"]
-                        ):
-                            self._mark_framework(offset, st, out)
+                        if gate is not None:  # read ahead: the planned candidates that follow
+                            ahead = ahead or Ahead(
+                                cands, ids, plans, plan_of, texts, redrawn, batch.shapes().index
+                            )
+                            stop = ahead.stop(k)
+                            run.append(ahead.lines(k - 1, stop))
+                            k, pos = stop, cands[stop - 1] + 1
+                        elif plan:
+                            run.append(i)
                         continue
+                if run:
+                    self._planned(run, batch, ids, plans, st, out, rows)
+                claimed = skip_claimed and is_claimed(offset)
+                ts = tss[i] if tss else None
                 if i in redrawn:
                     states = self._earlier_states(redraws, i, raw)
                     if states:
@@ -292,6 +308,25 @@ class DeclarativeParser:
                 out.error(offset, f"{self.name}: {type(e).__name__}: {e}", raw)
             if st["off"]:
                 return
+        if run:
+            self._planned(run, batch, ids, plans, st, out, rows)
+
+    def _planned(
+        self,
+        run: list[Any],
+        batch: LineBatch,
+        ids: list[int],
+        plans: dict[int, Any],
+        st: dict[str, Any],
+        out: Emitter,
+        rows: MetricRows,
+    ) -> None:
+        """The planned lines gathered so far, read (``declarative_groups.read_planned``)."""
+        ctx, skip = st["ctx"], self._skip_claimed
+        mark = read_planned(run, batch, ids, plans, ctx, out, rows, skip, self.name)
+        if mark >= 0 and not st["fw"]:
+            self._mark_framework(mark, st, out)
+        run.clear()
 
     @staticmethod
     def _skip(st: dict[str, Any], lines: int) -> None:
@@ -552,25 +587,6 @@ class DeclarativeParser:
         Lines may hold ``\\r`` redraws and escape codes; they are cleaned as the indexer does.
         """
         return extract(self, lines)
-
-
-def _context_setters(rule: CompiledRule) -> tuple[tuple[str, Access, Any], ...]:
-    """How a match of ``rule`` moves the step/epoch context: its step/epoch templates, read
-    from the rule's own match."""
-    setters = []
-    for name, pos, conv in (("step", rule.step, to_step), ("epoch", rule.epoch, to_epoch)):
-        if isinstance(pos, Template):
-            setters.append((name, pos.bind(rule.main_groups), conv))
-    return tuple(setters)
-
-
-def _section_literals(
-    end: tuple[str, ...] | None, rules: list[CompiledRule]
-) -> tuple[str, ...] | None:
-    """Literals of the lines a section's rules and ``end`` can match; None if one has none."""
-    if end is None or any(r.alts is None for r in rules):
-        return None
-    return tuple(sorted({*end, *(a for r in rules for a in r.alts or ())}))
 
 
 def load_parser_file(

@@ -16,7 +16,7 @@ from typing import Any
 from loglake.parse import timestamps
 from loglake.parse.bounded import remember
 from loglake.parse.declarative_compile import CompiledRule, Position
-from loglake.parse.declarative_template import LINE, Template
+from loglake.parse.declarative_template import LINE, Access, Template
 from loglake.parse.records import Emitter, MetricRows
 from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
 from loglake.parse.values import to_int, to_number
@@ -313,7 +313,7 @@ def _position(
 
     A template read from the rule's own match (not a pair's) of a ``set_context`` rule is
     the context itself by the time the runner reads it: the parser has just moved the
-    context with that very template (``_context_setters``), leaving it as it was when the
+    context with that very template (``context_setters``), leaving it as it was when the
     template gives nothing, which is also where the runner falls back to.
     """
     if pos == "none":
@@ -433,3 +433,13 @@ def _metric_runner(rule: CompiledRule, share_context: bool = True) -> Runner:
         return emitted
 
     return run
+
+
+def context_setters(rule: CompiledRule) -> tuple[tuple[str, Access, Any], ...]:
+    """How a match of ``rule`` moves the step/epoch context: its step/epoch templates, read
+    from the rule's own match."""
+    setters = []
+    for name, pos, conv in (("step", rule.step, to_step), ("epoch", rule.epoch, to_epoch)):
+        if isinstance(pos, Template):
+            setters.append((name, pos.bind(rule.main_groups), conv))
+    return tuple(setters)

@@ -258,3 +258,10 @@ def _scan_arrow(
     if not lines:
         return lines, None, None
     return lines, arr, where
+
+
+def section_literals(end: tuple[str, ...] | None, rules: list[Any]) -> tuple[str, ...] | None:
+    """Literals of the lines a section's rules and ``end`` can match; None if one has none."""
+    if end is None or any(r.alts is None for r in rules):
+        return None
+    return tuple(sorted({*end, *(a for r in rules for a in r.alts or ())}))

@@ -110,7 +110,7 @@ def shape_columns(
             at = pc.indices_nonzero(pc.equal(laid, n)).cast(pa.int32())
             pieces.append((at, stamps_of(pc.take(arr, pc.take(picks, at)), fields)))
         unstamped = pc.indices_nonzero(pc.equal(laid, -1)).cast(pa.int32())
-    ts_all = _Scatter(m, [at for at, _ in pieces], unstamped).values(
+    ts_all = Scatter(m, [at for at, _ in pieces], unstamped).values(
         [v for _, v in pieces], pa.float64()
     )
 
@@ -145,7 +145,7 @@ def shape_columns(
         read_here.append((a, b))
         emits.extend((at, key, values, q, which) for which, key, values, q in found)
     rest = _joined(order, _gaps(read_here, m)) if parts else None
-    spread = _Scatter(m, [p[0] for p in parts], rest)
+    spread = Scatter(m, [p[0] for p in parts], rest)
     fast = pc.and_not(pc.fill_null(spread.values([p[1] for p in parts], pa.bool_()), False), skip)
     # the rest is read one line at a time (a line of a group the columns cannot read too)
     nothing = pc.invert(pc.take(pa.array(gives, pa.bool_()), sids))
@@ -185,7 +185,7 @@ def _gaps(slices: list[tuple[int, int]], m: int) -> list[tuple[int, int]]:
     return gaps
 
 
-class _Scatter:
+class Scatter:
     """Puts values given for some candidates (disjoint index arrays) at their places in one
     array of ``m`` (null elsewhere): a take by the inverse of the permutation the index
     arrays and the missing indices (``rest``, the caller knows them) make."""
@@ -217,7 +217,7 @@ def arange(m: int) -> Any:
     return pc.indices_nonzero(pa.repeat(True, m)).cast(pa.int32())
 
 
-def _floats(texts: Any, plain: bool) -> Any:
+def floats(texts: Any, plain: bool) -> Any:
     """float() of each text (an Arrow float64 array; texts of one number shape, ``plain``
     when spelled in digits, sign, point and exponent only: ``shape_groups.plain``)."""
     import pyarrow as pa
@@ -230,7 +230,7 @@ def _floats(texts: Any, plain: bool) -> Any:
     )
 
 
-def _ints(texts: Any) -> Any:
+def ints(texts: Any) -> Any:
     """int() of each text of digits; None when one may not fit an int64."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -307,12 +307,12 @@ def _fixed_group(fixed: Fixed, texts: _Texts, mine: Any, ts: Any) -> Any:
     import pyarrow.compute as pc
 
     n = len(mine)
-    values = [_floats(t, p) for t, p in zip(texts.nums, fixed.plain, strict=True)]
-    step = _ints(texts.step) if texts.step is not None else pa.nulls(n, pa.int64())
+    values = [floats(t, p) for t, p in zip(texts.nums, fixed.plain, strict=True)]
+    step = ints(texts.step) if texts.step is not None else pa.nulls(n, pa.int64())
     if step is None:
         return None
     if texts.epoch is not None:
-        epoch = _floats(texts.epoch, fixed.epoch_plain)
+        epoch = floats(texts.epoch, fixed.epoch_plain)
     else:
         epoch = pa.nulls(n, pa.float64())
     for k, is_step in fixed.counters:  # _counted: a step only when it is an integer
@@ -343,7 +343,7 @@ def _dict_group(fixed: DictFixed, texts: _Texts, mine: Any, ts: Any) -> Any:
     import pyarrow.compute as pc
 
     n = len(mine)
-    values = [_floats(t, p) for t, p in zip(texts.nums, fixed.plain, strict=True)]
+    values = [floats(t, p) for t, p in zip(texts.nums, fixed.plain, strict=True)]
     ok = texts.found if ts is None else pc.and_(texts.found, pc.is_valid(ts))
     step = pa.nulls(n, pa.int64())
     epoch = pa.nulls(n, pa.float64())
