@@ -52,8 +52,9 @@ PARSER_TABLES = tuple(
     n for n, s in SCHEMAS.items() if n != "runs" and {"parser", "source_fp"} <= set(s.names)
 )
 ARCHIVE_NOTE = (
-    "re-parsing from the raw-log archive arrives with log retention (archiving raw logs "
-    "before the cluster deletes them); until then their rows stay as they are"
+    "their rows stay as they are (the raw-log archive holds redacted text, whose byte offsets "
+    "differ from the source's after a redacted secret, so it is not re-parsed); restore a "
+    "source file to its path to re-parse it"
 )
 _MAX_GROUP_FILES = 100
 _COMPRESSED = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
