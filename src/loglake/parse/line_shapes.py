@@ -21,6 +21,7 @@ across batches (``_Memo``): a pattern runs only over the shapes it has not seen.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -201,6 +202,7 @@ MEMO_BYTES = 16 << 20
 MEMO_PATTERNS = 256
 _UNASKED = 2
 _memo = _Memo()
+_MEMO_LOCK = threading.Lock()
 
 
 def _current_memo() -> _Memo:
@@ -245,17 +247,18 @@ class Shapes:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        memo, ids = self._numbered()
-        known = memo.answers.setdefault(blind, bytearray())
-        if len(known) < len(memo.ids):
-            known.extend(bytes([_UNASKED]) * (len(memo.ids) - len(known)))
-        unasked = [j for j, g in enumerate(ids) if known[g] == _UNASKED]
-        if unasked:
-            shapes = self.distinct if len(unasked) == len(ids) else self.distinct.take(unasked)
-            hits = pc.match_substring_regex(shapes, blind).to_pylist()
-            for j, hit in zip(unasked, hits, strict=True):
-                known[ids[j]] = 1 if hit else 0
-        per_shape = pa.array([known[g] == 1 for g in ids], pa.bool_())
+        with _MEMO_LOCK:  # the memo is shared: threads indexing at once must not mix numbers
+            memo, ids = self._numbered()
+            known = memo.answers.setdefault(blind, bytearray())
+            if len(known) < len(memo.ids):
+                known.extend(bytes([_UNASKED]) * (len(memo.ids) - len(known)))
+            unasked = [j for j, g in enumerate(ids) if known[g] == _UNASKED]
+            if unasked:
+                shapes = self.distinct if len(unasked) == len(ids) else self.distinct.take(unasked)
+                hits = pc.match_substring_regex(shapes, blind).to_pylist()
+                for j, hit in zip(unasked, hits, strict=True):
+                    known[ids[j]] = 1 if hit else 0
+            per_shape = pa.array([known[g] == 1 for g in ids], pa.bool_())
         return pc.take(per_shape, self.index)
 
     def _numbered(self) -> tuple[_Memo, list[int]]:
