@@ -31,7 +31,6 @@ from loglake.parse.base import FileInfo, LineBatch
 from loglake.parse.declarative_check import TestFailure, extract, run_test
 from loglake.parse.declarative_compile import (
     CompiledRule,
-    CompiledTable,
     Compiler,
     build_prefilter,
 )
@@ -39,7 +38,6 @@ from loglake.parse.declarative_emit import (
     MetricRows,
     Runner,
     context_setters,
-    line_ts,
     log_message,
     runner,
 )
@@ -54,9 +52,9 @@ from loglake.parse.declarative_scan import (
 )
 from loglake.parse.declarative_shapes import ShapeReader, shape_ids
 from loglake.parse.declarative_spec import ParserSpec, read_spec
+from loglake.parse.declarative_tables import open_table, table_row
 from loglake.parse.declarative_template import Access
 from loglake.parse.records import Emitter
-from loglake.parse.values import to_int, to_number
 
 log = logging.getLogger(__name__)
 
@@ -420,74 +418,22 @@ class DeclarativeParser:
             if section is None or (section.end is not None and section.end(text)):
                 st["sec"] = sec = None
         opened = False
-        if st["tab"] is None or not self._table_row(text, raw, offset, ts, st, out, claimed):
+        tables, mark = self._tables, self._mark_framework
+        if st["tab"] is None or not table_row(
+            tables, text, raw, offset, ts, st, out, claimed, mark
+        ):
             for start_gate, s in self._starts:
                 if (start_gate is None or start_gate(text)) and s.start(text):
                     st["sec"], st["sec_left"], st["sec_bind"] = s.name, s.max_lines, None
                     opened = True
                     break
-            if not (self._headers and self._open_table(text, st)):
+            if not (self._headers and open_table(self._headers, text, st)):
                 plan = self._plan if sec is not None else self._free_plan
                 self._run_rules(text, raw, offset, ts, sec, st, out, rows, claimed, plan)
         if sec is not None and not opened and st["sec"] == sec:
             st["sec_left"] -= 1
             if st["sec_left"] <= 0:
                 st["sec"] = None
-
-    def _open_table(self, text: str, st: dict[str, Any]) -> bool:
-        for header_gate, t in self._headers:
-            if (header_gate is None or header_gate(text)) and t.header(text):
-                cols = [c.strip() for c in t.columns.split(text.strip()) if c.strip()]
-                if len(cols) >= 2:
-                    st["tab"] = {"name": t.name, "cols": cols, "gap": 0}
-                    return True
-        return False
-
-    def _table_row(
-        self,
-        text: str,
-        raw: str,
-        offset: int,
-        ts: float | None,
-        st: dict[str, Any],
-        out: Emitter,
-        claimed: bool,
-    ) -> bool:
-        """Emit a row of the open table; a line that is no row counts toward closing it."""
-        tab = st["tab"]
-        table: CompiledTable | None = self._tables.get(tab["name"])
-        cols: list[str] = tab["cols"]
-        cells = table.cells.split(text.strip()) if table is not None else []
-        row = dict(zip(cols, map(to_number, cells), strict=True)) if len(cells) == len(cols) else {}
-        anchor = (table.step or table.epoch or cols[0]) if table is not None else ""
-        if table is None or row.get(anchor) is None:
-            tab["gap"] += 1
-            if table is None or tab["gap"] > table.max_gap:
-                st["tab"] = None
-            return False
-        tab["gap"] = 0
-        step = to_int(row[table.step]) if table.step in row else None
-        epoch = row.get(table.epoch) if table.epoch else None
-        ctx = st["ctx"]
-        if step is not None:
-            ctx["step"] = step
-        if epoch is not None:
-            ctx["epoch"] = epoch
-        if claimed:
-            return True
-        emitted = False
-        for col, value in row.items():
-            if value is None or col in table.skip or col == table.step or col == table.epoch:
-                continue
-            key = table.key.render({"column": col}.get)
-            if key:
-                if ts is None:
-                    ts = line_ts(raw)
-                out.metric(key, value, offset, step=step, epoch=epoch, ts=ts)
-                emitted = True
-        if emitted:
-            self._mark_framework(offset, st, out)
-        return True
 
     def _run_rules(
         self,
