@@ -18,8 +18,8 @@ Padding ``normalize_message`` removes is removed from every line of a shape alik
 recipe's positions in the normalized message are moved back to the line
 (``_unnormalized``).
 
-``timestamps``' own reading of a stamp (``split_shape``, ``minute_seconds``, ``zone_seconds``)
-is used here so the columns compute exactly what ``split_log_prefix`` does.
+``timestamps``' own reading of a stamp (``split_shape``, ``minute_at``, ``zone_seconds``) is
+used here so the columns compute exactly what ``split_log_prefix`` does.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from loglake.parse.line_recipes import (
     recipe_of,
     table_header,
 )
-from loglake.parse.timestamps import minute_seconds, split_shape, zone_seconds
+from loglake.parse.timestamps import minute_at, split_shape, zone_seconds
 from loglake.parse.values import shape_of
 
 
@@ -271,7 +271,8 @@ def stamps_of(lines: Any, fields: Any) -> Any:
 
     k0, k1, s0, s1, frac, zone, parts = fields
     minutes = pc.dictionary_encode(slice_at(lines, (k0, k1)))
-    bases = [_minute_of(m, k0, parts) for m in minutes.dictionary.to_pylist()]
+    rel = tuple((a - k0, b - k0) for a, b in parts)  # the fields within a minute's text
+    bases = [minute_at(m, 0, len(m), rel) for m in minutes.dictionary.to_pylist()]
     base = pc.take(pa.array(bases, pa.int64()), minutes.indices)
     sec = pc.cast(slice_at(lines, (s0, s1)), pa.int64())
     whole = pc.if_else(pc.less(sec, 61), pc.add(base, sec), pa.scalar(None, pa.int64()))
@@ -286,18 +287,3 @@ def stamps_of(lines: Any, fields: Any) -> Any:
         offs = [float(zone_seconds(z)) for z in zones.dictionary.to_pylist()]
         ts = pc.subtract(ts, pc.take(pa.array(offs, pa.float64()), zones.indices))
     return ts
-
-
-# epoch seconds of a minute by its text from year to minute (as ``split_log_prefix`` keeps
-# them): a log's lines share a few minutes
-_MINUTES: dict[str, int | None] = {}
-_UNSEEN = -1
-
-
-def _minute_of(text: str, k0: int, parts: tuple[Span, ...]) -> int | None:
-    base = _MINUTES.get(text, _UNSEEN)
-    if base == _UNSEEN:
-        if len(_MINUTES) >= 4096:
-            _MINUTES.clear()
-        base = _MINUTES[text] = minute_seconds(*(text[a - k0 : b - k0] for a, b in parts))
-    return base

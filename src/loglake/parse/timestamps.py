@@ -307,9 +307,7 @@ def dated_as(text: str, how: ShapeSplit) -> bool:
     if fields is None:
         return how.pattern is None or _stamp_as(text, how) is not _NOT_A_DATE
     k0, k1, s0, s1, _, _, parts = fields
-    base = _MINUTE_TEXTS.get(text[k0:k1], _UNSEEN)
-    if base == _UNSEEN:
-        base = _minute_of(text, k0, k1, parts)
+    base = minute_at(text, k0, k1, parts)
     try:
         return base is not None and int(text[s0:s1]) < 61
     except ValueError:
@@ -328,9 +326,7 @@ def _stamp_as(text: str, how: ShapeSplit) -> Any:
         ts = _epoch_seconds(m) if m is not None else None
         return _NOT_A_DATE if ts is None else ts
     k0, k1, s0, s1, f, z, parts = fields
-    base = _MINUTE_TEXTS.get(text[k0:k1], _UNSEEN)
-    if base == _UNSEEN:
-        base = _minute_of(text, k0, k1, parts)
+    base = minute_at(text, k0, k1, parts)
     try:
         sec = int(text[s0:s1])
     except ValueError:
@@ -341,6 +337,14 @@ def _stamp_as(text: str, how: ShapeSplit) -> Any:
     if z is not None:
         ts -= zone_seconds(text[z[0] : z[1]])
     return ts
+
+
+def minute_at(text: str, k0: int, k1: int, parts: tuple[Span, ...]) -> int | None:
+    """Epoch seconds of the minute a dated stamp's fields name (``text[k0:k1]``, from its
+    year to its minute; ``parts``: where year, month, day, hour and minute are in ``text``);
+    None when they are no date. Cached by that text: a log's lines share a few minutes."""
+    base = _MINUTE_TEXTS.get(text[k0:k1], _UNSEEN)
+    return _minute_of(text, k0, k1, parts) if base == _UNSEEN else base
 
 
 def _minute_of(text: str, k0: int, k1: int, parts: tuple[Span, ...]) -> int | None:
