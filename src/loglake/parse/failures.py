@@ -9,6 +9,7 @@ state dict; the status parser decides which lines reach them.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from loglake.parse.records import Emitter
@@ -39,22 +40,12 @@ _NCCL_ERROR_RE = re.compile(r"\bNCCL error\b|\bnccl\w*Error\b|NCCL communicator 
 
 # failure_reason by text: a log that retries a flaky read prints the same exception line
 # thousands of times, and the case-insensitive search costs ~10 µs a line
-_REASONS: dict[str, str | None] = {}
-_REASONS_SIZE = 1024
 _REASON_CHARS = 1000  # longer texts are read directly
-_UNREAD: Any = object()
 
 
 def failure_reason(text: str) -> str | None:
     """The reason word for a failure message: ``out_of_memory``, ``nccl_timeout``..."""
-    if len(text) > _REASON_CHARS:
-        return _reason(text)
-    got = _REASONS.get(text, _UNREAD)
-    if got is _UNREAD:
-        if len(_REASONS) >= _REASONS_SIZE:
-            _REASONS.clear()
-        got = _REASONS[text] = _reason(text)
-    return got
+    return _reason(text) if len(text) > _REASON_CHARS else _remembered_reason(text)
 
 
 def _reason(text: str) -> str | None:
@@ -67,6 +58,9 @@ def _reason(text: str) -> str | None:
     if "KeyboardInterrupt" in text:
         return "cancelled"
     return None
+
+
+_remembered_reason = lru_cache(maxsize=1024)(_reason)
 
 
 # -- exit codes ------------------------------------------------------------------------------
