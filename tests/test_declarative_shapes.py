@@ -29,7 +29,7 @@ from loglake.parse import declarative_groups as groups
 from loglake.parse.base import LineBatch
 from loglake.parse.builtin import builtin_parser_dir
 from loglake.parse.declarative import DeclarativeParser, load_parser_dir
-from loglake.parse.declarative_shapes import ShapeReader, digit_uniform, shape_ids
+from loglake.parse.declarative_shapes import ShapeReader, digit_uniform
 from loglake.parse.prefilter import ARROW_MIN_LINES
 from loglake.parse.records import Emitter
 
@@ -221,7 +221,7 @@ def test_the_bench_shapes_are_read_by_plan(builtins: list[DeclarativeParser]) ->
     rng = random.Random(7)
     lines = [_fill(t, rng) for t in TEMPLATES[:1] + TEMPLATES[5:6] + TEMPLATES[19:21] * 40]
     batch = LineBatch(lines, list(range(len(lines))))
-    assert shape_ids(batch) is not None
+    assert batch.shape_ids() is not None
     by_name = {p.name: p for p in builtins}
     for name, line in (("xgboost", lines[0]), ("lightgbm", lines[1]), ("sklearn", lines[2])):
         plan = by_name[name]._shapes.plan(line)

@@ -49,6 +49,7 @@ class LineBatch:
         default_factory=dict, init=False, repr=False, compare=False
     )
     _scan: Scan | None = field(default=None, init=False, repr=False, compare=False)
+    _shape_ids: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -114,6 +115,16 @@ class LineBatch:
         each line's index into them), or ``None`` for a batch too small to scan or whose
         shapes hardly repeat: work that depends only on a line's shape is done once per shape."""
         return self._scan_of().shapes() if self.arrow() is not None else None
+
+    def shape_ids(self) -> list[int] | None:
+        """Per line, the index of its shape in ``shapes().distinct`` (equal ids, equal
+        shapes) as a list made once for all parsers; None when there are no shapes."""
+        if self._shape_ids is None:
+            shapes = self.shapes()
+            if shapes is None:
+                return None
+            self._shape_ids = shapes.index.to_pylist()
+        return self._shape_ids
 
     def pattern_mask(self, pattern: str) -> Any:
         """Per line, as an Arrow boolean array, whether RE2 ``pattern`` may match it (every

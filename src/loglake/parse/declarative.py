@@ -50,7 +50,7 @@ from loglake.parse.declarative_scan import (
     register,
     section_literals,
 )
-from loglake.parse.declarative_shapes import ShapeReader, shape_ids
+from loglake.parse.declarative_shapes import ShapeReader
 from loglake.parse.declarative_spec import ParserSpec, read_spec
 from loglake.parse.declarative_tables import open_table, table_row
 from loglake.parse.declarative_template import Access
@@ -238,7 +238,7 @@ class DeclarativeParser:
         k, nc, pos = 0, len(cands), 0
         gated, section_gates = self._gated, self._section_gates
         skip_claimed, is_claimed, process = self._skip_claimed, out.is_claimed, self._process
-        ids = shape_ids(batch) if self.by_shape and nc >= SHAPED_MIN_LINES else None
+        ids = batch.shape_ids() if self.by_shape and nc >= SHAPED_MIN_LINES else None
         plans: dict[int, Any] = {}  # shape -> its plan (None: read its lines one by one)
         plan_of = self._shapes.plan
         run: list[Any] = []  # planned lines not read yet (``read_planned``)

@@ -22,7 +22,6 @@ tests/test_declarative_shapes.py checks that on generated lines.
 
 from __future__ import annotations
 
-import threading
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parser  # type: ignore[attr-defined]
 from typing import Any
@@ -438,27 +437,3 @@ def _emit(
             add_offset(offset)
             emitted = True
     return emitted
-
-
-class _Ids(threading.local):
-    """The shape of each line of the batch being parsed on this thread, shared by parsers."""
-
-    def __init__(self) -> None:
-        self.shapes: Any = None
-        self.ids: list[int] = []
-
-
-_IDS = _Ids()
-
-
-def shape_ids(batch: Any) -> list[int] | None:
-    """Per line of ``batch``, the index of its shape (``LineBatch.shapes``), as a list;
-    None when the batch has no shapes (too small, or its shapes hardly repeat)."""
-    shapes_of = getattr(batch, "shapes", None)
-    shapes = shapes_of() if shapes_of is not None else None
-    if shapes is None:
-        return None
-    c = _IDS
-    if c.shapes is not shapes:
-        c.shapes, c.ids = shapes, shapes.index.to_pylist()
-    return c.ids

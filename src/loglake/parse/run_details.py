@@ -51,11 +51,6 @@ def detail_lines(batch: LineBatch, *own: str) -> list[int]:
 
 def line_shape_ids(batch: LineBatch, lines: list[int]) -> list[int] | None:
     """Each of ``lines``' shape, as an index into the batch's distinct shapes (equal ids,
-    equal shapes), or ``None`` when the batch has no shapes: one ``take`` for the lot."""
-    shapes = batch.shapes()
-    if shapes is None or not lines:
-        return None
-    import pyarrow as pa
-
-    ids: list[int] = shapes.index.take(pa.array(lines, pa.int32())).to_pylist()
-    return ids
+    equal shapes), or ``None`` when the batch has no shapes (``LineBatch.shape_ids``)."""
+    ids = batch.shape_ids() if lines else None
+    return None if ids is None else [ids[i] for i in lines]
