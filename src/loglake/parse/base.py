@@ -50,6 +50,7 @@ class LineBatch:
     )
     _scan: Scan | None = field(default=None, init=False, repr=False, compare=False)
     _shape_ids: list[int] | None = field(default=None, init=False, repr=False, compare=False)
+    _arrays: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -125,6 +126,26 @@ class LineBatch:
                 return None
             self._shape_ids = shapes.index.to_pylist()
         return self._shape_ids
+
+    def offsets_array(self) -> Any:
+        """``offsets`` as an Arrow int64 array, built once for the parsers reading columns."""
+        got = self._arrays.get("offsets")
+        if got is None:
+            import pyarrow as pa
+
+            got = self._arrays["offsets"] = pa.array(self.offsets, pa.int64())
+        return got
+
+    def ts_array(self) -> Any:
+        """``ts`` as an Arrow float64 array (built once); None when the envelope has none."""
+        if not self.ts:
+            return None
+        got = self._arrays.get("ts")
+        if got is None:
+            import pyarrow as pa
+
+            got = self._arrays["ts"] = pa.array(self.ts, pa.float64())
+        return got
 
     def pattern_mask(self, pattern: str) -> Any:
         """Per line, as an Arrow boolean array, whether RE2 ``pattern`` may match it (every

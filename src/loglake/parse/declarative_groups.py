@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loglake.parse.declarative_emit import line_ts
-from loglake.parse.declarative_runs import BatchColumns, columns_of
+from loglake.parse.declarative_runs import BatchColumns
 from loglake.parse.declarative_shapes import (
     _CONTEXT,
     _NONE,
@@ -454,7 +454,7 @@ def read_planned(
 
     blocked = is_blocked if skip_claimed and out.claimed else None
     if len(lines) >= MIN_RUN:
-        cols = columns_of(batch, batch.shapes().index)
+        cols = BatchColumns(batch, batch.shapes().index)
         ok = None
         if blocked is not None:
             taken = pa.array(list(out.claimed), pa.int64())

@@ -9,7 +9,6 @@ and a run's end is found by bisection among the few candidates that stop one.
 
 from __future__ import annotations
 
-import threading
 from bisect import bisect_left
 from typing import Any
 
@@ -72,39 +71,17 @@ class Ahead:
 
 
 class BatchColumns:
-    """The batch as the group reader reads it, its Arrow columns built once per batch (the
-    declarative parsers share them)."""
+    """The batch as the group reader reads it: its lines as bytes to slice at byte places,
+    its offsets and times as Arrow arrays (``LineBatch`` builds those once per batch)."""
 
     def __init__(self, batch: Any, index: Any) -> None:
         self.batch, self.index = batch, index
         self.texts, self.offsets = batch.texts, batch.offsets
         arr = batch.arrow()
         self.binary = arr.view(pa.binary()) if arr is not None else None
-        self._offsets: Any = None
-        self._ts: Any = None
 
     def offsets_array(self) -> Any:
-        if self._offsets is None:
-            self._offsets = pa.array(self.offsets, pa.int64())
-        return self._offsets
+        return self.batch.offsets_array()
 
     def ts_array(self) -> Any:
-        if not self.batch.ts:
-            return None
-        if self._ts is None:
-            self._ts = pa.array(self.batch.ts, pa.float64())
-        return self._ts
-
-
-class _Last(threading.local):
-    batch: BatchColumns | None = None
-
-
-_LAST = _Last()
-
-
-def columns_of(batch: Any, index: Any) -> BatchColumns:
-    got = _LAST.batch
-    if got is None or got.batch is not batch or got.texts is not batch.texts:
-        got = _LAST.batch = BatchColumns(batch, index)
-    return got
+        return self.batch.ts_array()

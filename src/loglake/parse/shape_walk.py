@@ -244,7 +244,7 @@ def _fast_rows(
     tss = batch.ts
     stamps = pc.take(columns.ts, k)
     if tss is not None and tss.count(None) < len(tss):  # the envelope's times come first
-        stamps = pc.coalesce(pc.take(pa.array(tss, pa.float64()), lines), stamps)
+        stamps = pc.coalesce(pc.take(batch.ts_array(), lines), stamps)
     schema = chunk_schema()
     return pa.Table.from_arrays(
         [
@@ -254,7 +254,7 @@ def _fast_rows(
             pc.take(at_step, k),
             pc.take(at_epoch, k),
             stamps,
-            pc.take(pa.array(batch.offsets, pa.int64()), lines),
+            pc.take(batch.offsets_array(), lines),
         ],
         schema=schema,
     )
