@@ -191,3 +191,42 @@ def test_training_lines_read_every_line_for_a_pattern_re2_rejects(
     keep = loop_lines.TrainingLines(batch, r"(?<=a)b")  # lookbehind: RE2 has none
     assert keep.flags() == b"\x01" * len(texts)
     assert len(batch.matching(r"(?<=a)b")) == len(texts)
+
+
+RECORD_HEADS = (
+    "2026-11-{d} 16:{m}:{s},196 - INFO - data.loader - ",
+    "2026-{mo}-26 16:23:{s},196 - INFO - trainer - ",  # month 13-19: no date
+    "[rank{r}]: 2026-11-{d} 16:{m}:{s},196 INFO ",  # the stamp after a rank prefix
+    "{r}: 2026-11-{d} 16:{m}:{s} INFO ",  # srun --label
+    "[2026-11-{d} 16:{m}:{s}] INFO ",
+    "[INFO|trainer.py:{r}] 2026-11-{d} 16:{m}:{s},196 >> ",  # the stamp after the level
+    "I11{d} 16:{m}:{s}.123456 12345 train.py:12] ",  # glog: no year
+    "11/{d}/2026 16:{m}:{s} - INFO - ",
+    "2026-11-{d}T16:{m}:{s}Z ",
+    "٣ 2026-11-{d} 16:{m}:{s} ",
+    "",
+    "  ",
+    "KeyError: 'x' at 2026-11-{d} 16:{m}:{s}",
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_record_starts_agrees_with_leading_timestamp(seed: int) -> None:
+    """The line after an exception's message is a new record when a stamp starts it: by the
+    line shape's split (filled from whichever line of a shape comes first), as
+    ``leading_timestamp`` says, for days 32, seconds 60-99, rank prefixes, level-first and
+    glog stamps."""
+    from loglake.parse import timestamps
+    from loglake.parse.traceback_runs import record_starts
+
+    r = random.Random(seed)
+    timestamps._SPLITS.clear()
+    for _ in range(200):
+        head = r.choice(RECORD_HEADS).format(
+            d=f"{r.choice((1, 26, 31, 32, 39)):02d}", m=f"{r.randint(0, 59):02d}",
+            s=f"{r.choice((0, 7, 59, 60, 61, 99)):02d}", mo=f"1{r.randint(0, 9)}",
+            r=r.randint(0, 9),
+        )  # fmt: skip
+        line = head + r.choice(("Retry 4/5 succeeded", "", "loss 0.5", "x"))
+        assert record_starts(line) == (timestamps.leading_timestamp(line)[0] is not None), line

@@ -11,17 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from loglake.parse import stamp_columns
 from loglake.parse.prefilter import Scan
 from loglake.parse.records import Emitter
 from loglake.parse.timestamps import (
-    ShapeSplit,
-    dated_as,
     message_at,
-    message_split,
     split_log_prefix,
 )
-
-_UNSEEN: Any = object()
 
 
 @dataclass(slots=True)
@@ -87,19 +83,9 @@ class LineBatch:
         """``message_at`` of each of ``lines``, the split looked up once per line shape
         (``shape_ids``: the lines' ids into the batch's distinct shapes, equal ids for equal
         shapes, or None to look each line's up): per line only whether its stamp is a date."""
-        if shape_ids is None:
+        if shape_ids is None or not lines or self.arrow() is None:
             return [self.message_at(i) for i in lines]
-        texts = self.texts
-        splits: dict[int, ShapeSplit | None] = {}
-        starts = []
-        for i, shape in zip(lines, shape_ids, strict=True):
-            text = texts[i]
-            how = splits.get(shape, _UNSEEN)
-            if how is _UNSEEN:
-                how = splits[shape] = message_split(text)
-            ok = how is not None and dated_as(text, how)
-            starts.append(how.message_at if ok else self.message_at(i))  # type: ignore[union-attr]
-        return starts
+        return stamp_columns.message_starts(self, lines, shape_ids)
 
     def _scan_of(self) -> Scan:
         scan = self._scan

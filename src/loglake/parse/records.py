@@ -255,6 +255,27 @@ class Emitter:
         d["offset"].append(offset)
         d["parser"].append(self.parser)
 
+    def artifact_rows(
+        self,
+        paths: Sequence[str],
+        offsets: Sequence[int],
+        kinds: Sequence[str | None],
+        *,
+        sub: str | None = None,
+    ) -> None:
+        """Many artifacts at once, lists of one length: the rows ``artifact`` gives one call
+        per row, in order (a log saving a checkpoint every few steps announces a path per
+        save, and a call with keywords per row costs more than finding them)."""
+        n = len(paths)
+        if len(offsets) != n or len(kinds) != n:
+            raise ValueError("artifact_rows needs paths, offsets and kinds of one length")
+        d = self.artifacts.data
+        d["sub"].extend([sub] * n)
+        d["path"].extend(paths)
+        d["kind"].extend(kinds)
+        d["offset"].extend(offsets)
+        d["parser"].extend([self.parser] * n)
+
     def subrun(
         self,
         sub: str,

@@ -18,6 +18,7 @@ from typing import Any
 from loglake.parse.base import LineBatch
 from loglake.parse.loop_lines import TrainingLines, bar_hint, is_training, split_rank_prefix
 from loglake.parse.records import Emitter
+from loglake.parse.timestamps import dated_as, leading_timestamp, shape_split
 
 State = dict[str, Any]
 
@@ -35,6 +36,19 @@ def chained(text: str) -> bool:
     """Whether the line announces a chained traceback (``CHAIN_RE``): asked of every line
     after a traceback's message, so a substring test rules out nearly all first."""
     return _CHAIN_WORDS in text and CHAIN_RE.search(text) is not None
+
+
+def record_starts(text: str) -> bool:
+    """Whether a log record's stamp starts the line (``leading_timestamp(text)[0] is not
+    None``): asked of the line after an exception's message, which goes on over lines until
+    a new record starts. Where the line shape's split has its stamp at the start, the stamp
+    patterns (which see a digit only as a digit) match every line of the shape there with
+    the same pattern, so only the line's date is its own (``dated_as``); other lines are
+    read by ``leading_timestamp``."""
+    how = shape_split(text)
+    if how is not None and how.stamp_at == 0 and how.pattern is not None:
+        return dated_as(text, how)
+    return leading_timestamp(text)[0] is not None
 
 
 def frames_end(texts: list[str], i: int) -> int:

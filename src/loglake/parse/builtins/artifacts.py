@@ -127,45 +127,94 @@ class ArtifactsParser(BaseParser):
         return {"seen": {}}  # path -> kind already reported
 
     def parse(self, batch: LineBatch, state: dict[str, Any], out: Emitter) -> None:
-        texts, offsets = batch.texts, batch.offsets
+        texts = batch.texts
         lines = detail_lines(batch, CANDIDATES)
+        if not lines:
+            return
         shapes = line_shape_ids(batch, lines)
         starts = batch.message_starts(lines, shapes)  # each message is text[start:]
+        if shapes is None:
+            self._each_line(batch, lines, starts, state["seen"], out)
+            return
         # Where a line's path lies, in the line, by the line's shape and where its message
         # starts there (the log prefix's length depends on more than the shape): the two
         # fix the message's shape, which fixes announced()'s reading (_EACH_LINE aside).
-        spans: dict[tuple[int, int], _Reading | None] = {}
+        # A stack frame's shape says it is one, too. Read once per key, spread to the lines.
+        n = max(shapes) + 1
+        keys = [shape + n * at for shape, at in zip(shapes, starts, strict=True)]
+        first = dict(zip(reversed(keys), reversed(lines), strict=True))  # key -> its 1st line
+        spans = {key: _span_or_error(texts[i], key // n) for key, i in first.items()}
+        readings = map(spans.__getitem__, keys)
+        if not all(s is None or (type(s) is tuple and s is not _EACH_LINE) for s in spans.values()):
+            self._each_line(batch, lines, starts, state["seen"], out, list(readings))
+            return
         seen = state["seen"]
-        for k, i in enumerate(lines):
+        offsets = batch.offsets
+        paths: list[str] = []
+        found: list[int] = []
+        kinds: list[str] = []
+        for i, span in zip(lines, readings):
+            if span is None:
+                continue
+            path, kind = texts[i][span[0] : span[1]], span[2]
+            if seen.get(path) == kind:
+                continue
+            remember(seen, path, kind)
+            paths.append(path)
+            found.append(offsets[i])
+            kinds.append(kind)
+        out.artifact_rows(paths, found, kinds)
+
+    @staticmethod
+    def _each_line(
+        batch: LineBatch,
+        lines: list[int],
+        starts: list[int],
+        seen: dict[str, str],
+        out: Emitter,
+        readings: list[Any] | None = None,
+    ) -> None:
+        """The lines one by one: through ``announced`` (no shapes, or a key read so), or by
+        their key's reading (``readings``: a span, None, or the exception it raised); an
+        error row for each line that raised."""
+        texts, offsets = batch.texts, batch.offsets
+        if readings is None:
+            readings = [_EACH_LINE] * len(lines)
+        for i, at, span in zip(lines, starts, readings, strict=True):
             text = texts[i]
-            try:
-                if text.startswith((" ", "\t")) and text.lstrip().startswith(
-                    ("File ", "raise ", "at ")
-                ):
-                    continue  # a stack frame quoting code, not a message
-                at = starts[k]
-                if shapes is None:
-                    span: _Reading | None = _EACH_LINE
-                else:
-                    key = (shapes[k], at)
-                    span = spans.get(key, _UNSEEN)
-                    if span is _UNSEEN:
-                        span = spans[key] = _span_in_line(text, text[at:])
-                if span is _EACH_LINE:
-                    got = announced(text[at:].strip())
-                    if got is None:
-                        continue
-                    path, kind = got
-                elif span is None:
-                    continue
-                else:
-                    path, kind = text[span[0] : span[1]], span[2]
-                if seen.get(path) == kind:
-                    continue
-                remember(seen, path, kind)
-                out.artifact(path, offsets[i], kind=kind)
-            except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
-                out.error(offsets[i], f"artifacts: {type(e).__name__}: {e}", text)
+            if span is _EACH_LINE:
+                try:
+                    got = None if _is_frame(text) else announced(text[at:].strip())
+                except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
+                    got = e
+            elif type(span) is tuple:
+                got = text[span[0] : span[1]], span[2]
+            else:
+                got = span
+            if isinstance(got, Exception):
+                out.error(offsets[i], f"artifacts: {type(got).__name__}: {got}", text)
+                continue
+            if got is None:
+                continue
+            path, kind = got
+            if seen.get(path) == kind:
+                continue
+            remember(seen, path, kind)
+            out.artifact(path, offsets[i], kind=kind)
+
+
+def _is_frame(text: str) -> bool:
+    """A stack frame quoting code, not a message (its shape says so too: no digit in it)."""
+    return text.startswith((" ", "\t")) and text.lstrip().startswith(("File ", "raise ", "at "))
+
+
+def _span_or_error(text: str, at: int) -> _Reading | Exception | None:
+    """``_span_in_line`` for every line of ``text``'s key, or the exception reading it
+    raised (each line of the key would raise it: each gets its error row)."""
+    try:
+        return None if _is_frame(text) else _span_in_line(text, text[at:])
+    except Exception as e:  # noqa: BLE001 - one odd line must not stop the file
+        return e
 
 
 def _span_in_line(text: str, msg: str) -> _Reading | None:

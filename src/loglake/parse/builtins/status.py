@@ -44,7 +44,7 @@ from loglake.parse.loop_lines import (
 )
 from loglake.parse.prefilter import WS, any_literal
 from loglake.parse.records import Emitter
-from loglake.parse.timestamps import leading_timestamp, strip_log_prefix
+from loglake.parse.timestamps import strip_log_prefix
 from loglake.parse.traceback_runs import (
     AFTER_LINES,
     FRAME_START,
@@ -54,6 +54,7 @@ from loglake.parse.traceback_runs import (
     chained,
     frames_end,
     only_after,
+    record_starts,
     resumes,
 )
 
@@ -350,7 +351,7 @@ class StatusParser(BaseParser):
             # The exception message may go on over several lines until a new record starts.
             if (
                 tb["n"] <= 200
-                and leading_timestamp(body)[0] is None
+                and not record_starts(body)
                 and not _HINTS(body)
                 and not (trainable and is_training(body, st))
             ):
