@@ -14,9 +14,10 @@ or a section without literals is open. Lines skipped inside a section still coun
 ``max_lines``, so skipping changes nothing but the time spent. With no section or table
 open, a line whose shape (digits read as ``0``) the parser has planned already is read by
 that plan (``declarative_shapes``): which rules match and where their groups are is worked
-out once per shape of the batch, not once per line. A long run of planned lines (nothing
-but the step/epoch context changes while it lasts) is read in shape groups as Arrow columns
-(``declarative_groups``), or by plan line by line when its shapes are too many and small.
+out once per shape (remembered across batches), not once per line. A long run of planned
+lines (nothing but the step/epoch context changes while it lasts) is read in shape groups as
+Arrow columns (``declarative_groups``), or by plan line by line when its shapes are too many
+and small.
 """
 
 from __future__ import annotations
@@ -232,7 +233,9 @@ class DeclarativeParser:
         if gate is None:
             cands: Any = range(n)
         else:
-            cands = candidate_lines(texts, self._literals, batch.arrow(), batch.pattern_mask)
+            cands = candidate_lines(
+                texts, self._literals, batch.arrow(), batch.pattern_mask, batch.shapes()
+            )
             if redrawn:
                 cands = sorted({*cands, *redrawn})
         k, nc, pos = 0, len(cands), 0
