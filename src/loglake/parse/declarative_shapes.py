@@ -57,6 +57,9 @@ Piece = tuple[Any, ...]
 _NONE_PIECE: Piece = (CONST, None)
 # step/epoch of a metric: none, the context, or a template of the match
 _NONE, _CONTEXT, _TEMPLATE = 0, 1, 2
+MEMO_SHAPES = 2048  # plans a reader keeps (per parser, across batches) ...
+MEMO_CHARS = 1024  # ... of lines this long at most (a longer one is planned per batch)
+_UNSEEN = object()
 
 
 def digit_uniform(pattern: str) -> bool:
@@ -205,11 +208,24 @@ class ShapeReader:
         self.rules = [
             (step, _RuleShape(step[0], step[2]), _blinded(step[0].alts)) for step in free_plan
         ]
+        self.known: dict[str, tuple[Any, ...] | None] = {}  # shape -> its plan
 
     def plan(self, text: str) -> tuple[Any, ...] | None:
+        """The plan of ``text``'s shape, made once (by the first line of the shape seen, in
+        any batch: a plan holds places and fixed texts of the shape, nothing of its digits)."""
         if self.strip and prefixed(text):
             return None
         shape = text.translate(_ZERO)
+        got = self.known.get(shape, _UNSEEN)
+        if got is _UNSEEN:
+            got = self._plan(text, shape)
+            if len(shape) <= MEMO_CHARS:
+                if len(self.known) >= MEMO_SHAPES:  # ever new shapes: keep the memory bounded
+                    self.known.clear()
+                self.known[shape] = got
+        return got
+
+    def _plan(self, text: str, shape: str) -> tuple[Any, ...] | None:
         for alts, opens, safe in self.openers:
             if alts is not None and not any(a in shape for a in alts):
                 continue  # no line of the shape holds a literal it needs
