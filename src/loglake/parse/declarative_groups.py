@@ -368,40 +368,54 @@ def _filled(n: int, where: list[Any], values: list[Any], start: Any) -> Any:
 
 def _emit(out: _Rows, lines: Any, cols: BatchColumns, after: dict[str, Any], rows: Any) -> None:
     """The run's rows in line order onto ``rows`` as Arrow columns: a stable sort by line
-    keeps a line's rows in their order (each line's rows are in one piece, in order)."""
+    keeps a line's rows in their order (each line's rows are in one piece, in order). A
+    row without a step/epoch of its own takes the context's where its piece uses it: one
+    fill over all pieces, not one per piece."""
     if not out.pieces:
         return
     js, keys, values = [], [], []
-    counters: dict[str, list[Any]] = {_STEP: [], _EPOCH: []}
+    counters: dict[str, tuple[list[Any], list[Any]]] = {_STEP: ([], []), _EPOCH: ([], [])}
     kinds = {_STEP: pa.int64(), _EPOCH: pa.float64()}
     for j, key, value, step, epoch in out.pieces:
         m = len(j)
         js.append(j)
         keys.append(_full(key, m, pa.int32()))
         values.append(_full(value, m, pa.float64()))
-        j1 = None
         for name, (got, use_ctx) in ((_STEP, step), (_EPOCH, epoch)):
-            got = _full(got, m, kinds[name])
-            filled = after[name]
-            if use_ctx:
-                if filled is None:
-                    if out.start[name] is not None:
-                        got = pc.coalesce(got, pa.scalar(out.start[name], kinds[name]))
-                else:
-                    j1 = pc.add(j, 1) if j1 is None else j1
-                    got = pc.coalesce(got, filled.take(j1).cast(kinds[name]))
-            counters[name].append(got)
+            counters[name][0].append(_full(got, m, kinds[name]))
+            counters[name][1].append(use_ctx)
     j_all = pa.concat_arrays(js)
     order = pc.sort_indices(j_all)
+    filled = {
+        name: _with_context(j_all, js, *counters[name], after[name], out.start[name], kinds[name])
+        for name in (_STEP, _EPOCH)
+    }
     at = lines.take(j_all.take(order))  # each row's line in the batch
     rows.extend_arrays(
         pa.array(out.keys, pa.string()).take(pa.concat_arrays(keys).take(order)),
         pa.concat_arrays(values).take(order),
         cols.offsets_array().take(at),
-        step=pa.concat_arrays(counters[_STEP]).take(order),
-        epoch=pa.concat_arrays(counters[_EPOCH]).take(order),
+        step=filled[_STEP].take(order),
+        epoch=filled[_EPOCH].take(order),
         ts=_stamps(at, cols, out.stamped),
     )
+
+
+def _with_context(
+    j_all: Any, js: list[Any], own: list[Any], use: list[bool], after: Any, start: Any, kind: Any
+) -> Any:
+    """A step or epoch column of the rows (pieces' ``own`` values, concatenated), null
+    ones filled from the context after the row's line (``after``: by run position + 1;
+    None when the run sets none: the context before it, ``start``) in the pieces that
+    ``use`` it."""
+    got = pa.concat_arrays(own)
+    if not any(use) or (after is None and start is None):
+        return got
+    ctx = after.take(pc.add(j_all, 1)).cast(kind) if after is not None else pa.scalar(start, kind)
+    if not all(use):
+        flags = pa.concat_arrays([pa.repeat(u, len(j)) for u, j in zip(use, js, strict=True)])
+        ctx = pc.if_else(flags, ctx, pa.scalar(None, kind))
+    return pc.coalesce(got, ctx)
 
 
 def _full(value: Any, m: int, kind: Any) -> Any:
