@@ -315,7 +315,13 @@ def test_a_replayed_spool_restores_the_checkpoint_exactly(tmp_path: Path) -> Non
     seq = writer.last_seq + 1
     tables = {n: conform(n, t) for n, t in flush_tables(1).items()}
     # A flush that crashed right after spooling (entries go in as the text commit makes).
-    writer._spool(seq, tables, {"src": _json_bytes(entry), "gone": None})
+    entry_dir, _ = writer._spool(seq, tables, {"src": _json_bytes(entry), "gone": None})
+    assert sorted(p.name for p in entry_dir.iterdir()) == [
+        "checkpoint.json",
+        "metrics.0.parquet",
+        "params.0.parquet",
+        "runs.0.parquet",
+    ]
     assert LakeWriter(str(lake), state, "w1").recover() == 1
     got = CheckpointStore(state).get("src")
     assert json.dumps(got, sort_keys=True) == json.dumps(entry, sort_keys=True)
@@ -332,10 +338,14 @@ def test_a_spool_entry_an_older_version_compressed_still_replays(
     lake, state = tmp_path / "lake", tmp_path / "state"
     monkeypatch.setattr(writer_module, "SPOOL_COMPRESSION", "lz4")
     old = LakeWriter(str(lake), state, "crashy")
+    old._direct.clear()  # as an older loglake spooled: every table as Arrow IPC
     data = {name: conform(name, t) for name, t in flush_tables(1).items()}
-    entry = old._spool(1, data, {"src": _json_bytes({"offset": 10})})
+    entry, _ = old._spool(1, data, {"src": _json_bytes({"offset": 10})})
     with pa.ipc.open_file(entry / "metrics.arrow") as f:
         assert f.read_all().num_rows == 10
+    manifest = json.loads((entry / "checkpoint.json").read_text())
+    del manifest["files"]
+    (entry / "checkpoint.json").write_text(json.dumps({**manifest, "version": 1}))
     monkeypatch.setattr(writer_module, "SPOOL_COMPRESSION", None)
     assert LakeWriter(str(lake), state, "crashy").recover() == 1
     assert_exactly_once(lake, 1)

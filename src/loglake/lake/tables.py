@@ -65,23 +65,39 @@ def writer_properties(name: str) -> WriterProperties:
     )
 
 
+def parquet_options(name: str) -> dict[str, Any]:
+    """``pyarrow.parquet.write_table`` options that write the files ``writer_properties``
+    describes (direct appends write with pyarrow, compaction with delta-rs)."""
+    if name not in SORT_ORDER:
+        return {"compression": "zstd"}
+    plain = set(PLAIN_NUMBERS.get(name, [])) | set(PARTITIONS.get(name, []))
+    return {
+        "compression": "zstd",
+        "row_group_size": ROW_GROUP_ROWS,
+        "use_dictionary": [c for c in SCHEMAS[name].names if c not in plain],
+        "bloom_filter_options": {"run_id": {"ndv": _RUNS_PER_ROW_GROUP, "fpp": 0.01}},
+    }
+
+
 def sort_rows(name: str, table: pa.Table) -> pa.Table:
     """``table`` in the order its lake files keep (``SORT_ORDER``); unchanged if none.
 
     The same rows in the same order as ``table.sort_by(order)`` (a stable sort), about
     twice as fast: a text column is sorted by the rank of its value among the column's
     few distinct values, and one holding a single value (a flush is mostly one run) is
-    left out, since it cannot reorder anything.
+    left out, since it cannot reorder anything, and kept as it is.
     """
     order = SORT_ORDER.get(name)
     if not order or table.num_rows < 2:
         return table
     keys: dict[str, pa.ChunkedArray] = {}
+    constant: set[str] = set()
     for column in order:
         values = table.column(column)
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             distinct = pc.unique(values)
             if len(distinct) == 1:
+                constant.add(column)
                 continue
             # Nulls rank last, as sort_by puts them.
             ranked = distinct.take(pc.sort_indices(distinct))
@@ -90,7 +106,12 @@ def sort_rows(name: str, table: pa.Table) -> pa.Table:
     if not keys:
         return table
     indices = pc.sort_indices(pa.table(keys), sort_keys=[(c, "ascending") for c in keys])
-    return table.take(indices)
+    # A column of one value is the same in any order: not taken (strings cost the most).
+    columns = [
+        col if name in constant else col.take(indices)
+        for name, col in zip(table.column_names, table.columns, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def is_remote(lake_uri: str) -> bool:
