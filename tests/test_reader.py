@@ -369,3 +369,36 @@ def test_control_lines_list_every_line_cleanup_must_read(
             assert set(dirty) <= set(rb.controls)
             assert rb.controls == sorted(rb.controls)
         assert clean_lines(rb.lines, rb.controls) == clean_lines(rb.lines)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"a", b"bc", b"\r", b"\n", b"\x1b[1m", b"\x08", b"\xe2\x94\x81", b"\xff"]),
+        max_size=80,
+    ),
+    st.integers(0, 1000),
+    st.booleans(),
+    st.integers(1, 16),
+)
+def test_control_lines_searched_by_block_match_a_line_by_line_search(
+    parts: list[bytes], base: int, joined: bool, block: int
+) -> None:
+    """The block-at-a-time search finds exactly the lines a search of each line finds."""
+    from loglake.tail.reader import _control_lines
+
+    data = b"".join(parts) + b"\n"
+    last = data.rfind(b"\n")
+    pieces = data[:last].split(b"\n")
+    offsets = []
+    pos = base
+    for piece in pieces:
+        offsets.append(pos)
+        pos += len(piece) + 1
+    if joined:
+        offsets[0] = max(0, base - 7)  # a first line begun in an earlier chunk
+    want = {k for k, piece in enumerate(pieces) if any(c in piece for c in b"\x1b\r\x08")}
+    returns = [k for k, piece in enumerate(pieces) if b"\r" in piece]
+    got = _control_lines(data, last, offsets, base, joined, block)
+    assert got == (sorted(want | ({0} if joined else set())), returns)
+    assert got == _control_lines(data, last, offsets, base, joined)  # one block
