@@ -98,3 +98,34 @@ def test_shortcut_checks_agree_with_their_regexes(pieces: list[str]) -> None:
     assert _without_idle_backspaces(text) == want
     erase = re.search(r"\x1b\[([012]?)K", text) is not None
     assert _needs_terminal(text) == ("\x08" in text or ("\x1b[" in text and erase))
+
+
+_raw_line = st.lists(
+    st.sampled_from(
+        ["a", "7", " ", "100%|", "\r", "\x08", "\x1b[1m", "\x1b[K", "━", "\udcff", "\n"]
+    ),
+    max_size=16,
+).map(lambda parts: "".join(parts).encode("utf-8", "surrogateescape").replace(b"\n", b""))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_raw_line, max_size=8), st.lists(st.sampled_from(["a", "7", "100%|", "━"])))
+def test_redraw_states_from_cleanup_texts_match_decoding_again(
+    lines: list[bytes], literals: list[str]
+) -> None:
+    """``clean_lines(raws=)`` hands ``RedrawStates`` each cleaned line's text before
+    cleaning: states and ``may_hold`` answers are those of decoding the raw line again."""
+    from loglake.tail.cleanup import RedrawStates
+
+    raws: dict[int, str] = {}
+    texts, flags = clean_lines(lines, None, raws)
+    assert (texts, flags) == clean_lines(lines)
+    for i, text in raws.items():
+        assert text == lines[i].decode()  # only lines of a valid batch, as they were
+    redrawn = [i for i, f in enumerate(flags) if f & FLAG_REDRAWN]
+    fast = RedrawStates(lines, redrawn, raws)
+    plain = RedrawStates(lines, redrawn)
+    for i in redrawn:
+        for lit in [*literals, *(s[:3] for s in plain[i])]:
+            assert fast.may_hold(i, texts[i], (lit,)) == plain.may_hold(i, texts[i], (lit,))
+        assert fast[i] == plain[i] == redraw_segments(lines[i])

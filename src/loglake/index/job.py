@@ -230,7 +230,8 @@ def index_file(
 
     def consume(decoded: Any) -> None:
         nonlocal lines_total
-        texts, flags = clean_lines(decoded.lines, decoded.controls)
+        raws: dict[int, str] = {}
+        texts, flags = clean_lines(decoded.lines, decoded.controls, raws)
         for g in decoded.gaps:
             gaps.append((g.kind, g.offset, g.bytes, g.detail))
         redraws: RedrawStates | None = None
@@ -248,7 +249,7 @@ def index_file(
                 if fl & FLAG_REDRAWN:
                     redrawn.append(i)
             if redrawn:
-                redraws = RedrawStates(decoded.lines, redrawn)
+                redraws = RedrawStates(decoded.lines, redrawn, raws)
         batch = LineBatch(texts=texts, offsets=decoded.offsets, ts=decoded.ts, redraws=redraws)
         parsers.feed(batch, out)
         lines_total += len(texts)

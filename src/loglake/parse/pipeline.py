@@ -330,8 +330,10 @@ def run_file(
         if max_lines is not None and len(texts) + len(lines) > max_lines:
             keep = max(0, max_lines - len(texts))
             lines, offs = lines[:keep], offs[:keep]
-        clean, flags = clean_lines(lines)
-        redraws = RedrawStates(lines, [i for i, f in enumerate(flags) if f & FLAG_REDRAWN])
+        raws: dict[int, str] = {}
+        clean, flags = clean_lines(lines, None, raws)
+        redrawn = [i for i, f in enumerate(flags) if f & FLAG_REDRAWN]
+        redraws = RedrawStates(lines, redrawn, raws)
         ts = decoded.ts[: len(clean)] if decoded.ts is not None else None
         fps.feed(LineBatch(clean, list(offs), ts, redraws or None), out)
         texts.extend(clean)

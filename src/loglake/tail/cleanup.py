@@ -129,14 +129,27 @@ class RedrawStates(Mapping[int, list[str]]):
     lines a parser asks about: few parsers read earlier redraw states, and rendering every
     ``\r`` line of a tqdm-heavy log costs more than cleaning it did."""
 
-    def __init__(self, raw: Sequence[str | bytes], indices: Iterable[int]) -> None:
+    def __init__(
+        self,
+        raw: Sequence[str | bytes],
+        indices: Iterable[int],
+        decoded: Mapping[int, str] | None = None,
+    ) -> None:
         self._raw = raw
+        self._decoded = decoded or {}  # raw lines already decoded (``clean_lines(raws=)``)
         self._done: dict[int, list[str] | None] = dict.fromkeys(indices)
+
+    def _text(self, i: int) -> str:
+        text = self._decoded.get(i)
+        if text is None:
+            raw = self._raw[i]
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        return text
 
     def __getitem__(self, i: int) -> list[str]:
         states = self._done[i]
         if states is None:
-            states = self._done[i] = redraw_segments(self._raw[i])
+            states = self._done[i] = redraw_segments(self._text(i))
         return states
 
     def may_hold(self, i: int, final: str, literals: tuple[str, ...]) -> bool:
@@ -144,9 +157,7 @@ class RedrawStates(Mapping[int, list[str]]):
         ``literals``, told from the raw line without rendering it. Plain ``\\r`` redraws hold
         their states as written; with escape codes or backspaces a state can join text the
         raw line holds apart, but holds no character but the raw line's and spaces."""
-        raw = self._raw[i]
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
+        raw = self._text(i)
         if "\x1b" not in raw and "\x08" not in raw:
             body = raw.rstrip()
             cut = body.rfind("\r")
@@ -217,13 +228,17 @@ def clean_line(raw: bytes) -> tuple[str, int]:
 
 
 def clean_lines(
-    lines: list[bytes], controls: Sequence[int] | None = None
+    lines: list[bytes],
+    controls: Sequence[int] | None = None,
+    raws: dict[int, str] | None = None,
 ) -> tuple[list[str], list[int]]:
     """Batch ``clean_line``: C-level decoding, and one scan of the batch for control bytes.
 
     Only lines holding a control byte (or every line of a batch with invalid UTF-8) take
     the per-line path. ``controls``, when known (the reader's ``ReadBatch.controls``), lists
-    every line that may hold one, and saves the scan.
+    every line that may hold one, and saves the scan. ``raws`` receives the decoded text of
+    each valid line it cleaned, before cleaning, for ``RedrawStates`` (a long progress bar
+    line costs more to decode again than to look at).
     """
     try:
         texts = list(map(bytes.decode, lines))
@@ -240,6 +255,8 @@ def clean_lines(
         text = texts[i]
         if _has_control(text):
             texts[i], flags[i] = _clean_text(text)
+            if raws is not None:
+                raws[i] = text
     return texts, flags
 
 
