@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from loglake.parse.shape_families import Family, family_of
-from loglake.parse.shape_groups import SKIP, DictFixed, Fixed, reading_of, slice_at, stamps_of
+from loglake.parse.shape_groups import SKIP, DictFixed, Fixed, shape_reading, slice_at, stamps_of
 
 _INT64 = 2.0**63
 
@@ -28,6 +28,47 @@ MIN_GROUP = 24
 #: a shape of fewer lines is read with the other shapes of its family when it has any
 #: (one group: its pattern costs per line, a group per shape costs a few dozen calls)
 FAMILY_LINES = 256
+
+#: when a metric of a group's plan is emitted (``ShapeColumns.emits``): on every line the
+#: columns read, only on one naming its own step/epoch, only on one naming neither
+ALWAYS, OWN, NOT_OWN = 0, 1, 2
+
+
+class _ShapePlan(NamedTuple):
+    """What the columns make of a line shape, worked out once per shape across batches (a
+    log's batches share most of their shapes): its ``Fixed``/``DictFixed`` reading (None:
+    its lines are read on their own, or give nothing), whether its lines may give anything,
+    its dated stamp's fields at byte positions (None: no stamp), its family."""
+
+    reading: Fixed | DictFixed | None
+    gives: bool
+    stamp: Any
+    family: tuple[Any, Family] | None
+
+
+_PLANS: dict[bytes, _ShapePlan] = {}
+_PLANS_SIZE = 4096
+#: a line whose stamp is not a valid date: read on its own (not remembered for its shape)
+_UNDATED = _ShapePlan(None, True, None, None)
+
+
+def _plan_of(shape: bytes, text: str) -> _ShapePlan:
+    """The plan of ``shape`` (``values.shape_of(text)``), from its line ``text``."""
+    got = _PLANS.get(shape)
+    if got is not None:
+        return got
+    reading = shape_reading(shape, text)
+    if reading is None:
+        return _UNDATED
+    if not isinstance(reading, Fixed | DictFixed):
+        got = _ShapePlan(None, reading is not SKIP, None, None)
+    else:
+        stamp = None if reading.stamp is None else (reading.bytes_at or reading).stamp
+        got = _ShapePlan(reading, True, stamp, family_of(reading, text))
+    if len(_PLANS) >= _PLANS_SIZE:
+        _PLANS.clear()
+    _PLANS[shape] = got
+    return got
 
 
 class ShapeColumns(NamedTuple):
@@ -40,7 +81,10 @@ class ShapeColumns(NamedTuple):
     here unless a traceback or table is open there), ``step``/``epoch``: the counters such a
     line names itself (null: none), in ``_context``'s terms; ``ts``: its stamp; ``emits``:
     (a group's candidates, metric key, values, order of the key on its line, which of the
-    group's lines emit it) per metric of a group's plan.
+    group's fast lines emit it: ``ALWAYS``, ``OWN`` or ``NOT_OWN``, by whether the line
+    names its own step/epoch, i.e. ``step`` or ``epoch`` is valid there) per metric of a
+    group's plan. The conditions are applied to all rows at once (``shape_walk``), not per
+    group: a group costs Arrow calls, a batch holds dozens.
     """
 
     slow: list[int]
@@ -50,7 +94,7 @@ class ShapeColumns(NamedTuple):
     step: Any
     epoch: Any
     ts: Any
-    emits: list[tuple[Any, str, Any, int, Any]]
+    emits: list[tuple[Any, str, Any, int, int]]
 
 
 def shape_columns(
@@ -76,20 +120,20 @@ def shape_columns(
     layout_of = [-1] * count
     groups = []  # (its shapes, reading, family) of the column groups
     families: dict[Any, tuple[Family, list[tuple[int, Any]]]] = {}
-    for sid, n, first in zip(
-        present.to_pylist(), counted.field("counts").to_pylist(), firsts, strict=True
+    # the shapes' own texts (``Shapes.of`` reads digits as ``shape_of`` does)
+    keys = shapes.distinct.take(present).view(pa.binary()).to_pylist()
+    for sid, n, first, key in zip(
+        present.to_pylist(), counted.field("counts").to_pylist(), firsts, keys, strict=True
     ):
         size[sid] = n
-        text = batch.texts[candidates[first]]
-        reading = of[sid] = reading_of(text)
-        if not isinstance(reading, Fixed | DictFixed):
-            gives[sid] = reading is not SKIP
-            of[sid] = None
+        plan = _PLANS.get(key) or _plan_of(key, batch.texts[candidates[first]])
+        reading = of[sid] = plan.reading
+        if reading is None:
+            gives[sid] = plan.gives
             continue
-        if reading.stamp is not None:  # byte positions: the columns slice bytes
-            fields = (reading.bytes_at or reading).stamp
-            layout_of[sid] = layouts.setdefault(fields, len(layouts))
-        got = family_of(reading, text) if n < FAMILY_LINES else None
+        if plan.stamp is not None:  # byte positions: the columns slice bytes
+            layout_of[sid] = layouts.setdefault(plan.stamp, len(layouts))
+        got = plan.family if n < FAMILY_LINES else None
         if got is not None:
             families.setdefault(got[0], (got[1], []))[1].append((sid, reading))
         elif n >= MIN_GROUP:
@@ -113,10 +157,12 @@ def shape_columns(
     ts_all = Scatter(m, [at for at, _ in pieces], unstamped).values(
         [v for _, v in pieces], pa.float64()
     )
+    # a line of a stamped shape whose stamp is not a valid date is read on its own
+    undated = pc.and_(pc.greater_equal(laid, 0), pc.is_null(ts_all)) if layouts else None
 
     parts = []
     read_here: list[tuple[int, int]] = []  # the slices of ``order`` the groups read
-    emits: list[tuple[Any, str, Any, int, Any]] = []
+    emits: list[tuple[Any, str, Any, int, int]] = []
     if groups:  # a group's lines next to each other (in their order): a slice of these
         rank = [len(groups)] * count
         bounds = [0]
@@ -127,26 +173,27 @@ def shape_columns(
         order = pc.sort_indices(pc.take(pa.array(rank, pa.int32()), sids)).cast(pa.int32())
         all_lines = pc.take(arr, pc.take(picks, order))
         all_mine = pc.take(mine, order)
-        all_ts = pc.take(ts_all, order)
+        every = pa.repeat(True, bounds[-1])  # a group whose lines all match: a slice of it
     for g, (_, reading, family) in enumerate(groups):
         a, b = bounds[g], bounds[g + 1]
         at = order[a:b]
-        ts = all_ts[a:b] if reading.stamp is not None else None
         if family is None:
-            texts = _sliced(reading.bytes_at or reading, all_lines[a:b])
+            texts = _sliced(reading.bytes_at or reading, all_lines[a:b], every[a:b])
         else:
             texts = _extracted(family, all_lines[a:b])
         read = _fixed_group if isinstance(reading, Fixed) else _dict_group
-        got = read(reading, texts, all_mine[a:b], ts)  # type: ignore[operator]
+        got = read(reading, texts, all_mine[a:b])  # type: ignore[operator]
         if got is None:
             continue
         ok, step, epoch, found = got
         parts.append((at, ok, step, epoch))
         read_here.append((a, b))
-        emits.extend((at, key, values, q, which) for which, key, values, q in found)
+        emits.extend((at, key, values, q, when) for key, values, q, when in found)
     rest = _joined(order, _gaps(read_here, m)) if parts else None
     spread = Scatter(m, [p[0] for p in parts], rest)
     fast = pc.and_not(pc.fill_null(spread.values([p[1] for p in parts], pa.bool_()), False), skip)
+    if undated is not None:
+        fast = pc.and_not(fast, undated)
     # the rest is read one line at a time (a line of a group the columns cannot read too)
     nothing = pc.invert(pc.take(pa.array(gives, pa.bool_()), sids))
     slow = pc.indices_nonzero(pc.invert(pc.or_(pc.or_(fast, skip), nothing))).cast(pa.int32())
@@ -268,12 +315,12 @@ class _Texts(NamedTuple):
     found: Any
 
 
-def _sliced(reading: Fixed | DictFixed, lines: Any) -> _Texts:
-    """The texts of a shape's lines at its reading's (byte) positions."""
-    import pyarrow as pa
+def _sliced(reading: Fixed | DictFixed, lines: Any, every: Any) -> _Texts:
+    """The texts of a shape's lines at its reading's (byte) positions (``every``: true per
+    line)."""
     import pyarrow.compute as pc
 
-    found = pa.repeat(True, len(lines))
+    found = every
     if isinstance(reading, DictFixed):
         for z in reading.zeros:  # a leading zero: not JSON, the line is read on its own
             found = pc.and_(found, pc.not_equal(slice_at(lines, (z, z + 1)), "0"))
@@ -300,9 +347,9 @@ def _extracted(family: Family, lines: Any) -> _Texts:
     )
 
 
-def _fixed_group(fixed: Fixed, texts: _Texts, mine: Any, ts: Any) -> Any:
-    """``_line``'s recipe reading of a group: (which lines it reads, their own step and
-    epoch, emits); None for a group read line by line. ``ts``: the lines' stamps."""
+def _fixed_group(fixed: Fixed, texts: _Texts, mine: Any) -> Any:
+    """``_line``'s recipe reading of a group: (which lines it reads but for their stamps,
+    their own step and epoch, emits); None for a group read line by line."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -323,28 +370,23 @@ def _fixed_group(fixed: Fixed, texts: _Texts, mine: Any, ts: Any) -> Any:
             step = pc.if_else(whole, _as_int(values[k]), step)
         else:
             epoch = values[k]
-    ok = texts.found if ts is None else pc.and_(texts.found, pc.is_valid(ts))
+    ok = texts.found
     if fixed.plan is None:  # names holding digits: only a claimed line is read here
-        ok = pc.and_(ok, mine)
-    found: list[tuple[Any, str, Any, int]] = []
-    if fixed.plan is not None:
-        own = pc.or_(pc.is_valid(step), pc.is_valid(epoch))
-        for named in (False, True):
-            emits = fixed.plan.emits[named]
-            if emits:
-                which = pc.and_(pc.and_not(ok, mine), own if named else pc.invert(own))
-                found.extend((which, key, values[k], q) for q, (key, k) in enumerate(emits))
+        return pc.and_(ok, mine), step, epoch, []
+    found: list[tuple[str, Any, int, int]] = []
+    for named, when in ((False, NOT_OWN), (True, OWN)):
+        emits = fixed.plan.emits[named]
+        found.extend((key, values[k], q, when) for q, (key, k) in enumerate(emits))
     return ok, step, epoch, found
 
 
-def _dict_group(fixed: DictFixed, texts: _Texts, mine: Any, ts: Any) -> Any:
+def _dict_group(fixed: DictFixed, texts: _Texts, mine: Any) -> Any:
     """``_dict_line``'s reading of a group of flat dict lines (as ``_fixed_group``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n = len(mine)
     values = [floats(t, p) for t, p in zip(texts.nums, fixed.plain, strict=True)]
-    ok = texts.found if ts is None else pc.and_(texts.found, pc.is_valid(ts))
     step = pa.nulls(n, pa.int64())
     epoch = pa.nulls(n, pa.float64())
     plan = fixed.plan
@@ -356,10 +398,9 @@ def _dict_group(fixed: DictFixed, texts: _Texts, mine: Any, ts: Any) -> Any:
             step = pc.if_else(whole, _as_int(values[k]), pa.scalar(None, pa.int64()))
         else:
             epoch = values[k]
-    which = pc.and_not(ok, mine)
-    if not plan.metric_named:  # a settings dict: no metric, no context
-        which = pc.and_(which, pc.or_(pc.is_valid(step), pc.is_valid(epoch)))
-    return ok, step, epoch, [(which, key, values[k], q) for q, (key, k) in enumerate(plan.emits)]
+    when = ALWAYS if plan.metric_named else OWN  # a settings dict: no metric, no context
+    emits = [(key, values[k], q, when) for q, (key, k) in enumerate(plan.emits)]
+    return texts.found, step, epoch, emits
 
 
 def context(
@@ -381,12 +422,14 @@ def context(
     own_step = pc.if_else(fast, columns.step, pa.scalar(None, pa.int64()))
     own_epoch = pc.if_else(fast, columns.epoch, pa.scalar(None, pa.float64()))
     running = []
+    if syncs:
+        mask = [False] * m
+        for s in syncs:
+            mask[s[0]] = True
+        synced = pa.array(mask, pa.bool_())
     for own, kind, k in ((own_step, pa.int64(), 1), (own_epoch, pa.float64(), 2)):
         if syncs:
-            mask = [False] * m
-            for s in syncs:
-                mask[s[0]] = True
-            own = pc.replace_with_mask(own, pa.array(mask), pa.array([s[k] for s in syncs], kind))
+            own = pc.replace_with_mask(own, synced, pa.array([s[k] for s in syncs], kind))
         filled = pc.fill_null_forward(pa.concat_arrays([pa.array([start[k - 1]], kind), own]))
         running.append(filled)
     step_before, epoch_before = running[0][:m], running[1][:m]

@@ -90,7 +90,14 @@ _READINGS_SIZE = 4096
 def reading_of(text: str) -> Fixed | DictFixed | str:
     """How lines of ``text``'s shape are read: ``SKIP``, ``SLOW`` or a ``Fixed`` reading.
     Cached per shape from a line whose stamp, if it has one, is a valid date."""
-    shape = shape_of(text)
+    got = shape_reading(shape_of(text), text)
+    return got if got is not None else SLOW
+
+
+def shape_reading(shape: bytes, text: str) -> Fixed | DictFixed | str | None:
+    """``reading_of`` for ``text`` of a known ``shape`` (``shape_of(text)``); None when
+    ``text`` cannot speak for its shape (its stamp is not a valid date: the line is read on
+    its own, and another line of the shape may read otherwise)."""
     got = _READINGS.get(shape)
     if got is None:
         got = _read(text)
@@ -98,7 +105,7 @@ def reading_of(text: str) -> Fixed | DictFixed | str:
             if len(_READINGS) >= _READINGS_SIZE:
                 _READINGS.clear()
             _READINGS[shape] = got
-    return got if got is not None else SLOW
+    return got
 
 
 def _read(text: str) -> Fixed | DictFixed | str | None:

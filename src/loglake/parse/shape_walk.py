@@ -20,7 +20,15 @@ from itertools import accumulate
 from typing import Any
 
 from loglake.parse.records import METRIC_COLUMNS, Emitter, MetricRows, chunk_schema
-from loglake.parse.shape_columns import ShapeColumns, arange, context, shape_columns
+from loglake.parse.shape_columns import (
+    ALWAYS,
+    NOT_OWN,
+    OWN,
+    ShapeColumns,
+    arange,
+    context,
+    shape_columns,
+)
 
 #: reads line ``i`` on its own: (batch, i, claimed, state, out, rows)
 ReadLine = Callable[[Any, int, bool, dict[str, Any], Emitter, MetricRows], None]
@@ -42,15 +50,19 @@ def walk_shapes(
     shapes: Any,
     read: ReadLine,
     read_fixed: ReadFixed,
-    context_lines: Callable[[], list[int]],
+    context_mask: Callable[[], Any],
 ) -> bool:
-    """Read the batch; False (having changed nothing) when it must be read line by line."""
+    """Read the batch; False (having changed nothing) when it must be read line by line.
+
+    ``context_mask()``: per line of the batch (Arrow bool), whether a claimed line may set
+    the context (``CONTEXT_CANDIDATES``' mask: on the candidates, the lines
+    ``batch.matching(CANDIDATES, CONTEXT_CANDIDATES)`` gives, without listing them)."""
     import pyarrow as pa
 
     saved = copy.deepcopy(state)
     errors = len(out.errors)
     try:
-        _walk(batch, state, out, rows, candidates, shapes, read, read_fixed, context_lines)
+        _walk(batch, state, out, rows, candidates, shapes, read, read_fixed, context_mask)
     except (_Unfit, pa.ArrowException, OverflowError):  # a value Arrow cannot hold
         state.clear()
         state.update(saved)
@@ -69,7 +81,7 @@ def _walk(
     shapes: Any,
     read: ReadLine,
     read_fixed: ReadFixed,
-    context_lines: Callable[[], list[int]],
+    context_mask: Callable[[], Any],
 ) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -82,7 +94,7 @@ def _walk(
     picks = pa.array(candidates, pa.int32())
     skip = pa.repeat(False, m)
     if any(mine_list):  # a claimed line outside CONTEXT_CANDIDATES cannot change anything
-        in_context = pc.is_in(picks, pa.array(context_lines(), pa.int32()))
+        in_context = pc.take(context_mask(), picks)
         skip = pc.and_not(mine, in_context)
     columns = shape_columns(batch, shapes, candidates, picks, mine, skip)
     start = (state["step"], state["epoch"])
@@ -222,11 +234,18 @@ def _fast_rows(
     names = sorted({e[1] for e in emits})
     number = {key: n for n, key in enumerate(names)}
     k = pa.concat_arrays([e[0] for e in emits])
-    keep = pc.and_(pa.concat_arrays([e[4] for e in emits]), pc.take(emitting, k))
     ends = pa.array(list(accumulate(len(e[0]) for e in emits)), pa.int32())
 
-    def repeated(values: list[int]) -> Any:  # each emit's value once per row of it
-        return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, pa.array(values)))
+    def repeated(values: list[int], kind: Any = None) -> Any:  # each emit's value per row
+        return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, pa.array(values, kind)))
+
+    keep = pc.take(emitting, k)
+    whens = {e[4] for e in emits}
+    if whens != {ALWAYS}:  # OWN / NOT_OWN: whether the row's line names its own counters
+        own = pc.or_(pc.is_valid(columns.step), pc.is_valid(columns.epoch))
+        line_is = pc.if_else(pc.take(own, k), OWN, NOT_OWN).cast(pa.int8())
+        when = repeated([e[4] for e in emits], pa.int8())
+        keep = pc.and_(keep, pc.or_(pc.equal(when, ALWAYS), pc.equal(when, line_is)))
 
     table = pa.table(
         {

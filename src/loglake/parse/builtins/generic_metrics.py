@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from loglake.parse.base import BaseParser, LineBatch
@@ -125,14 +125,10 @@ class GenericMetricsParser(BaseParser):
             shapes,
             self._read,
             read_fixed,
-            self._context_lines(batch),
+            lambda: batch.pattern_mask(CONTEXT_CANDIDATES),
         ):
             return
         self._walk_lines(batch, state, out, rows, candidates)
-
-    @staticmethod
-    def _context_lines(batch: LineBatch) -> Callable[[], list[int]]:
-        return lambda: batch.matching(CANDIDATES, CONTEXT_CANDIDATES)
 
     def _walk_lines(
         self,
