@@ -64,3 +64,25 @@ def test_own_lines_picked_by_held_shapes_are_those_of_the_mask(
         assert by_shape == by_mask, sorted(literals)
         gate: Any = literal_gate(tuple(literals))
         assert {i for i, line in enumerate(lines) if gate(line)} <= set(by_shape)
+
+
+def test_the_shared_scan_lets_go_of_a_batch_once_its_parsers_are_done() -> None:
+    """The next batch is read while this one would otherwise stay alive through the scan
+    cache: a batch's memory is several times its bytes, so peak memory would double."""
+    import gc
+    import weakref
+
+    from loglake.parse.builtin import builtin_parsers
+    from loglake.parse.pipeline import FileParsers
+    from loglake.parse.records import Emitter
+
+    texts = [f"{i}:\tlearn: 0.{i:04d}\ttest: 0.5\tbest: 0.4 ({i})\ttotal: 5ms" for i in range(500)]
+    batch = LineBatch(texts=texts, offsets=[80 * i for i in range(500)], ts=[None] * 500)
+    fp = FileParsers(builtin_parsers())
+    out = Emitter()
+    fp.feed(batch, out)
+    assert out.count() > 0  # the declarative parsers did read this batch
+    gone = weakref.ref(batch.arrow())
+    del batch, texts
+    gc.collect()
+    assert gone() is None

@@ -263,6 +263,7 @@ def index_file(
         if on_bytes is not None:
             on_bytes(rb.end_offset - offset)
         offset = rb.end_offset
+        del rb  # its lines' bytes must not live on while the next chunk is read and split
         if out.count() >= task.flush_records:
             yield drain(final=False)
         if stop:

@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from loglake.parse import declarative_scan
 from loglake.parse.base import FileInfo, LineBatch, Parser
 from loglake.parse.records import Emitter
 
@@ -73,6 +74,7 @@ class FileParsers:
             out.claim_lines = p.priority < GENERIC_PRIORITY
             self._run(p, batch, out, batch_mark)
         out.claim_lines = False
+        declarative_scan.release()
 
     def finalize(self, out: Emitter, *, idle: bool, offset: int) -> None:
         for p in self.active():
