@@ -271,11 +271,25 @@ _line = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\x0
     tail=_line,
     chunk=st.integers(min_value=1, max_value=64),
     final=st.booleans(),
+    cap=st.sampled_from([1 << 18, 1, 2, 3, 5]),
 )
 def test_property_any_lines_any_chunk(
+    tmp_path: Path, lines: list[bytes], tail: bytes, chunk: int, final: bool, cap: int
+) -> None:
+    """Whatever was written and however it is chunked (and batches capped at ``cap`` lines):
+    exactly the lines, right offsets."""
+    from loglake.tail import reader
+
+    saved, reader.BATCH_LINES = reader.BATCH_LINES, cap
+    try:
+        _check_any_lines(tmp_path, lines, tail, chunk, final)
+    finally:
+        reader.BATCH_LINES = saved
+
+
+def _check_any_lines(
     tmp_path: Path, lines: list[bytes], tail: bytes, chunk: int, final: bool
 ) -> None:
-    """Whatever was written and however it is chunked: exactly the lines, right offsets."""
     path = tmp_path / "prop.log"
     data = b"".join(line + b"\n" for line in lines) + tail
     assume(not _looks_compressed(data))
@@ -402,3 +416,22 @@ def test_control_lines_searched_by_block_match_a_line_by_line_search(
     got = _control_lines(data, last, offsets, base, joined, block)
     assert got == (sorted(want | ({0} if joined else set())), returns)
     assert got == _control_lines(data, last, offsets, base, joined)  # one block
+
+
+def test_short_lines_make_batches_of_bounded_line_count(tmp_path: Path) -> None:
+    """16 MB of 4-byte lines would be 4 M lines in one batch (~1 GB of Python objects): the
+    reads are sized from the lines per byte so far, and nothing is lost or reordered."""
+    from loglake.tail import reader
+
+    body = b"".join(b"%03d\n" % (i % 1000) for i in range(3 * reader.BATCH_LINES))
+    long_head = b"x" * 5000 + b"\n"  # a long line first: the estimate must adapt downwards
+    p = tmp_path / "short.log"
+    p.write_bytes(long_head * 300 + body)
+    batches = list(read_lines(p))
+    assert len(batches) > 3
+    # the first read is FIRST_READ bytes at most; the later ones aim at BATCH_LINES lines
+    assert max(len(b.lines) for b in batches) <= reader.BATCH_LINES
+    lines = [line for b in batches for line in b.lines]
+    assert lines == (long_head * 300 + body).split(b"\n")[:-1]
+    offsets = [o for b in batches for o in b.offsets]
+    assert offsets[301] == len(long_head) * 300 + 4
