@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing as mp
 import os
 import queue as queue_mod
 import socket
@@ -87,6 +86,14 @@ def _registry_for(config: Config, routed: set[str]) -> Registry:
         regex_timeout=config.parsers.regex_timeout,
         routed=routed,
     )
+
+
+def _parsers_checked(config: Config, routed: set[str]) -> bool:
+    """Whether the parsers must load even with nothing to parse: a route naming a parser
+    that cannot load, or a broken team parser directory, is a startup error (or warning)
+    on every run. Otherwise a run with nothing new skips loading them (~50 ms of regex
+    compiling and TOML reading)."""
+    return bool(routed or config.parsers.dirs)
 
 
 def plan(
@@ -195,6 +202,17 @@ def _worker_init(config: Config, routed: set[str], q: Any) -> None:
     skip_pandas_probe()
     _WORKER["registry"] = _registry_for(config, routed)
     _WORKER["queue"] = q
+
+
+def _pool_context() -> Any:
+    """Workers are spawned: the coordinator holds deltalake's runtime and lock-holding
+    threads, so it is never forked. (A fork server would spare each worker ~0.35 CPU-s of
+    imports, but its workers are not the coordinator's children: their CPU time would be
+    missing from what the coordinator's parent measures, e.g. bench/ingest.py's wait4.)
+    multiprocessing (~12 ms to import) is imported only by a parallel run."""
+    import multiprocessing as mp
+
+    return mp.get_context("spawn")
 
 
 def _worker_run(task: FileTask) -> None:
@@ -378,7 +396,7 @@ def _index(
     done_files = 0
     if progress:
         progress(0, total_bytes, 0, len(tasks))
-    if n_jobs == 1:
+    if n_jobs == 1 and (tasks or _parsers_checked(config, routed)):
         registry = _registry_for(config, routed)
 
         def read_some(n: int) -> None:
@@ -401,8 +419,8 @@ def _index(
             done_files += 1
             if progress:
                 progress(done_bytes, total_bytes, done_files, len(tasks))
-    else:
-        ctx = mp.get_context("spawn")
+    elif n_jobs > 1:
+        ctx = _pool_context()
         q = ctx.Queue(maxsize=n_jobs * 4)
         with ctx.Pool(n_jobs, initializer=_worker_init, initargs=(config, routed, q)) as pool:
             results = [

@@ -13,13 +13,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
-
-import fsspec
 
 from loglake.errors import SourceError
 from loglake.objstore.options import S3_PROTOCOLS, endpoint_of, fsspec_options
+
+if TYPE_CHECKING:
+    import fsspec
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,13 @@ _TRANSIENT_WORDS = (
 
 
 def open_fs(url: str, storage_options: dict[str, Any] | None) -> fsspec.AbstractFileSystem:
-    """The fsspec filesystem for ``url``, listings cache off, retries left to ``call``."""
+    """The fsspec filesystem for ``url``, listings cache off, retries left to ``call``.
+
+    fsspec (~40 ms to import, asyncio and gzip with it) is imported here, on the first
+    remote URL, not with the module: a local index never needs it.
+    """
+    import fsspec
+
     protocol = urlparse(url).scheme
     kwargs = fsspec_options(protocol, storage_options)
     if protocol in S3_PROTOCOLS:

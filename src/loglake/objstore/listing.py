@@ -12,14 +12,15 @@ import fnmatch
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
-
-import fsspec
 
 from loglake.errors import SourceError
 from loglake.objstore.filesystem import call
 from loglake.objstore.options import S3_PROTOCOLS, endpoint_of
+
+if TYPE_CHECKING:
+    import fsspec
 
 _GLOB = set("*?[")
 

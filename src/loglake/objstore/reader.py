@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import threading
 import zlib
-from typing import Any
-
-import fsspec
+from typing import TYPE_CHECKING, Any
 
 from loglake.objstore.filesystem import RETRY_FOR, call
 from loglake.tail.gaps import CORRUPT_STREAM, TRUNCATED_STREAM
+
+if TYPE_CHECKING:
+    import fsspec
 
 PIECE = 8 << 20
 GZIP_MAGIC = b"\x1f\x8b"
