@@ -34,6 +34,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -65,7 +66,8 @@ class DirectTable:
     def __init__(self, dt: DeltaTable, name: str) -> None:
         self.dt = dt
         self.name = name
-        self.path = dt.table_uri.removeprefix("file://").rstrip("/")
+        # The URI is percent-encoded ("my%20lake"); files go to the directory it names.
+        self.path = unquote(urlparse(dt.table_uri).path).rstrip("/")
         self._stale = False
         self._lent = False
         self._can_link = True
@@ -202,21 +204,29 @@ class DirectTable:
         lines.append({"txn": {"appId": app_id, "version": seq}})
         text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
         log_dir = f"{self.path}/_delta_log"
+        if not os.path.exists(f"{log_dir}/{self._version:020d}.json"):
+            # Our version's log file was removed as expired: others committed and
+            # checkpointed far past it, and the next name may be free again, below the
+            # checkpoint where no reader looks. delta-rs reads the table anew and commits.
+            self._commit_with_delta_rs(adds, app_id, seq)
+            return
         tmp = f"{log_dir}/_commit_{uuid.uuid4()}.json.tmp"
+        target = f"{log_dir}/{self._version + 1:020d}.json"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
         try:
             # A hard link fails when the name exists: the commit is put-if-absent, like
             # delta-rs's own rename-without-replace on local storage.
-            os.link(tmp, f"{log_dir}/{self._version + 1:020d}.json")
-        except FileExistsError:
-            self._commit_with_delta_rs(adds, app_id, seq)
-            return
-        except OSError:
-            # A filesystem without hard links: delta-rs commits this table from now on.
-            self._can_link = False
-            self._commit_with_delta_rs(adds, app_id, seq)
-            return
+            os.link(tmp, target)
+        except OSError as exc:
+            # Over NFS a link can fail when its reply was lost and the retried call found
+            # the name taken, by this very link: it committed if the name is our file.
+            if not _same_file(tmp, target):
+                if not isinstance(exc, FileExistsError):
+                    # A filesystem without hard links: delta-rs commits this table now on.
+                    self._can_link = False
+                self._commit_with_delta_rs(adds, app_id, seq)
+                return
         finally:
             os.unlink(tmp)
         self._version += 1
@@ -250,11 +260,20 @@ class DirectTable:
             self.dt.cleanup_metadata()
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def file_stats(rows: pa.Table, meta: pq.FileMetaData) -> str:
     """Delta's per-file stats JSON (row count, per-column min, max and null count) from
     the file's own Parquet statistics, as delta-rs makes them, so readers can skip the
     file: timestamps in milliseconds (min rounded down, max up), no min/max where a row
-    group has none (all null, or values too long for Parquet to keep) or not finite."""
+    group has none (all null, or values too long for Parquet to keep), where a bound is
+    not finite, or where a float column holds NaN (unlike delta-rs: its bounds left NaN
+    rows out of range queries, or read as the bound, in DataFusion)."""
     nulls = {name: rows.column(name).null_count for name in rows.column_names}
     mins: dict[str, Any] = {}
     maxs: dict[str, Any] = {}
@@ -262,6 +281,10 @@ def file_stats(rows: pa.Table, meta: pq.FileMetaData) -> str:
     for i, field in enumerate(rows.schema):
         if i == _STATS_COLUMNS:
             break
+        if pa.types.is_floating(field.type) and pc.any(pc.is_nan(rows.column(i))).as_py():
+            # Parquet leaves NaN out of min/max; readers order it past every number (a
+            # negative NaN before, in DataFusion), and one takes min == max for a constant.
+            continue
         lows, highs = [], []
         for group in groups:
             chunk = group.column(i)
@@ -308,6 +331,9 @@ def _to_ms(value: int, unit: str | None) -> int:
 
 
 def _iso_ms(ms: int) -> str:
+    """ISO 8601 as delta-rs writes it: four-digit years, signed outside 0-9999."""
     seconds, millis = divmod(ms, 1000)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"  # as delta-rs writes them
+    day = time.gmtime(seconds)
+    year = f"{day.tm_year:04d}" if 0 <= day.tm_year <= 9999 else f"{day.tm_year:+05d}"
+    text = year + time.strftime("-%m-%dT%H:%M:%S", day)
+    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
