@@ -429,7 +429,6 @@ def test_short_lines_make_batches_of_bounded_line_count(tmp_path: Path) -> None:
     p.write_bytes(long_head * 300 + body)
     batches = list(read_lines(p))
     assert len(batches) > 3
-    # the first read is FIRST_READ bytes at most; the later ones aim at BATCH_LINES lines
     assert max(len(b.lines) for b in batches) <= reader.BATCH_LINES
     lines = [line for b in batches for line in b.lines]
     assert lines == (long_head * 300 + body).split(b"\n")[:-1]

@@ -36,12 +36,12 @@ _RAW_READ = 1 << 16
 _INC = (1).__add__  # line length + its newline, for C-level offset accumulation
 _CONTROL_BYTES = (b"\x1b", b"\r", b"\x08")  # what ``cleanup`` acts on
 _SCAN_BLOCK = 256 << 10  # searched for every control byte while in the CPU cache
-#: Lines a batch aims at, whatever their length: a batch's memory is ~6x its bytes plus
-#: ~150 bytes of Python objects per line (the line as bytes and str, its offset), so 16 MB
-#: of 8-byte lines would hold ~2 M lines (~1 GB peak). The reads after the first are sized
-#: from the lines per byte seen so far; the first reads at most ``FIRST_READ``.
+#: Lines a batch holds at most, whatever their length: a batch's memory is ~6x its bytes
+#: plus ~150 bytes of Python objects per line (the line as bytes and str, its offset), so
+#: 16 MB of 8-byte lines would hold ~2 M lines (~1 GB peak). A chunk with more lines is cut
+#: after the cap's line and the rest starts the next batch; the next reads are sized from
+#: the lines per byte seen, so a log of short lines is not cut chunk after chunk.
 BATCH_LINES = 1 << 18
-FIRST_READ = 1 << 20
 MIN_READ = 1 << 16
 
 Source = str | os.PathLike[str] | IO[bytes]
@@ -227,7 +227,7 @@ def _split(
     stream: Any,
 ) -> Iterator[ReadBatch]:
     carry = LineBuilder(max_line, pos)
-    size = min(chunk, FIRST_READ)
+    size = chunk
     pending = b""  # read already, beyond the last batch's BATCH_LINES lines
     while True:
         data, pending = (pending, b"") if pending else (read(size), b"")
