@@ -51,8 +51,8 @@ SECONDS = ("{s}", "{s}", "{s}", "6{a}", "9{a}", "٣{a}")  # 60-99: no date; Arab
 
 def _lines(seed: int, n: int) -> list[str]:
     r = random.Random(seed)
-    templates = []
-    for _ in range(r.randint(2, 12)):
+    templates = [(STAMPS[0], SECONDS[0], MESSAGES[0])]  # at least one line announces a file
+    for _ in range(r.randint(1, 11)):
         stamp, msg = r.choice(STAMPS), r.choice(MESSAGES)
         if not stamp.strip():
             msg = r.choice(("  ", "\t", "")) + msg.replace("File", r.choice(("File", "at")))
