@@ -258,6 +258,20 @@ def test_partition_values_with_odd_characters_come_back_exactly(writer: LakeWrit
     assert conn.execute("SELECT count(*) FROM metric_summary").fetchone() == (len(ODD_NAMESPACES),)
 
 
+def test_a_lake_whose_own_path_needs_escaping_is_read(tmp_path: Path) -> None:
+    """delta-rs's ``file_uris`` percent-encodes the table's path but not its partition
+    directories: a lake under "ML logs/" must be read by the paths its log holds."""
+    writer = LakeWriter(str(tmp_path / "ML logs" / "lake"), tmp_path / "state", "test")
+    rows = [
+        {"run_id": f"r{i}", "namespace": ns, "key": "k", "value": float(i), "offset": i}
+        for i, ns in enumerate(["a b", "%41", "plain"])
+    ]
+    writer.commit({"metrics": rows_table("metrics", rows)}, {})
+    conn = connect(writer.lake_uri)
+    got = sorted(conn.execute("SELECT run_id, namespace FROM metrics").fetchall())
+    assert got == [("r0", "a b"), ("r1", "%41"), ("r2", "plain")]
+
+
 # -- empty lakes, freshness, no extensions -------------------------------------------------
 
 

@@ -335,7 +335,14 @@ def _snapshot(lake: str, name: str, cache: Path) -> list[str]:
     if dt is None:
         return []
     table = f"{lake}/{name}"
-    uris = sorted(dt.file_uris())
+    # Paths as the log writes them (percent-encoded), decoded once like ``_replay`` does:
+    # ``file_uris()`` encodes the table's own path (a lake under "ML logs/" became
+    # "ML%20logs/") but not the partition directories, so no decoding of it is right.
+    paths = pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist()
+    if any("://" in p or p[:1] == "/" for p in paths):
+        uris = sorted(dt.file_uris())
+    else:
+        uris = sorted(f"{table}/{unquote(p)}" for p in paths)
     # Cached only when every path is the table's own (not so in a lake reached by symlink).
     if all(u.startswith(f"{table}/") for u in uris):
         _save(cache, table, dt.version(), [u[len(table) + 1 :] for u in uris])
