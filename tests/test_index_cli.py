@@ -171,3 +171,32 @@ def test_parallel_jobs_give_the_same_rows(work: Path, tmp_path: Path) -> None:
     rows = sql(work, "SELECT count(DISTINCT run_id) runs, count(*) n FROM metrics")
     assert rows[0]["runs"] == 12
     assert rows[0]["n"] == 12 * 181  # 30 rounds × 6 metrics + the final accuracy
+
+
+def _long_log(path: Path, seed: int) -> None:
+    """A log whose one chunk holds MBs of rows: a parallel run hands it over through the
+    spool (``index.handoff``) rather than pickled through the queue."""
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "".join(
+            f"epoch {i // 100} step {i} loss={1 / (i + seed):.6f} accuracy={i / 6000:.4f} lr=0.001\n"
+            for i in range(6000)
+        )
+    )
+
+
+def test_parallel_handoff_of_large_chunks_commits_the_serial_rows(tmp_path: Path) -> None:
+    lakes = {}
+    for jobs in ("1", "2"):
+        work = tmp_path / f"j{jobs}"
+        for i in range(3):
+            _long_log(work / "logs" / f"job{i}" / "stdout.log", seed=i + 1)
+        r = run("index", "--finished", "--jobs", jobs, "logs", cwd=work)
+        assert r.returncode == 0, r.stderr
+        lakes[jobs] = sql(
+            work,
+            'SELECT run_id, key, value, step, "offset", parser FROM metrics '
+            'ORDER BY run_id, "offset", key',
+        )
+    assert len(lakes["1"]) == 3 * 6000 * 3
+    assert lakes["2"] == lakes["1"]

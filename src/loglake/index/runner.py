@@ -1,8 +1,9 @@
 """The batch indexer: discover files, parse them on every core, commit rows exactly once.
 
 Workers parse; the coordinating process is the only writer. Chunks of rows cross back over a
-bounded queue (a slow lake pauses the workers instead of filling memory), are grouped, and are
-committed with their checkpoints by the lake writer.
+bounded queue (a slow lake pauses the workers instead of filling memory; large chunks' tables
+wait in a RAM spool, see ``handoff``), are grouped, and are committed with their checkpoints by
+the lake writer.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import logging
 import os
 import queue as queue_mod
+import shutil
 import socket
 import sys
 import time
@@ -25,6 +27,7 @@ from loglake.config import Config, parse_duration
 from loglake.errors import LoglakeError
 from loglake.index.collector import fewer_collections, index_thresholds
 from loglake.index.discover import discover
+from loglake.index.handoff import make_spool, pack, unpack
 from loglake.index.job import ChunkResult, FileTask, index_file
 from loglake.index.pandas_probe import skip_pandas_probe
 from loglake.index.sniff import read_head
@@ -195,13 +198,15 @@ def use_system_allocator() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
-def _worker_init(config: Config, routed: set[str], q: Any) -> None:
+def _worker_init(config: Config, routed: set[str], q: Any, spool: Path | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="loglake: %(message)s")
     use_system_allocator()
     index_thresholds()
     skip_pandas_probe()
     _WORKER["registry"] = _registry_for(config, routed)
     _WORKER["queue"] = q
+    _WORKER["spool"] = spool
+    _WORKER["sent"] = 0
 
 
 def _pool_context() -> Any:
@@ -219,7 +224,8 @@ def _worker_run(task: FileTask) -> None:
     q = _WORKER["queue"]
     try:
         for chunk in index_file(task, _WORKER["registry"], lambda n: q.put(("bytes", n))):
-            q.put(("chunk", chunk))
+            _WORKER["sent"] += 1
+            q.put(("chunk", pack(chunk, _WORKER["spool"], _WORKER["sent"])))
     except LoglakeError as e:
         q.put(("error", f"{task.path}: {e.one_line()}"))
     except Exception as e:  # noqa: BLE001 - a file failing must not stop the batch
@@ -422,7 +428,9 @@ def _index(
     elif n_jobs > 1:
         ctx = _pool_context()
         q = ctx.Queue(maxsize=n_jobs * 4)
-        with ctx.Pool(n_jobs, initializer=_worker_init, initargs=(config, routed, q)) as pool:
+        spool = make_spool()
+        pool = ctx.Pool(n_jobs, initializer=_worker_init, initargs=(config, routed, q, spool))
+        try:
             results = [
                 pool.apply_async(_worker_run, (task,))
                 for task in sorted(tasks, key=lambda t: -t.size)
@@ -445,8 +453,9 @@ def _index(
                     if progress:
                         progress(done_bytes, total_bytes, done_files, len(tasks))
                 elif kind == "chunk":
-                    batcher.add(payload)
-                    report.bytes += payload.stats.get("bytes", 0)
+                    chunk = unpack(payload)
+                    batcher.add(chunk)
+                    report.bytes += chunk.stats.get("bytes", 0)
                 elif kind == "error":
                     report.failures.append(payload)
                 elif kind == "done":
@@ -456,6 +465,9 @@ def _index(
                         progress(done_bytes, total_bytes, done_files, len(tasks))
             pool.close()
             pool.join()
+        finally:
+            pool.terminate()
+            shutil.rmtree(spool, ignore_errors=True)
     batcher.flush(last=True)
 
 
