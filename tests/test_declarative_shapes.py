@@ -130,6 +130,24 @@ def _records(p: DeclarativeParser, lines: list[str], claimed: set[int], ts: Any)
 
 
 @contextlib.contextmanager
+def _runs_read() -> Iterator[list[Any]]:
+    """What each ``declarative_groups.read_run`` call returned while in the block."""
+    seen: list[Any] = []
+    read_run = groups.read_run
+
+    def spy(*args: Any) -> Any:
+        got = read_run(*args)
+        seen.append(got)
+        return got
+
+    groups.read_run = spy
+    try:
+        yield seen
+    finally:
+        groups.read_run = read_run
+
+
+@contextlib.contextmanager
 def _reading(how: str) -> Iterator[None]:
     """Planned lines read in groups even in small batches ("groups"), never ("lines")."""
     saved = groups.MIN_RUN, groups.MIN_GROUP, groups.MIN_GROUPED, groups._read
@@ -196,23 +214,12 @@ def test_long_runs_of_planned_lines_are_read_in_groups(
     weights = [40, 10, 40, 1, 1]
     lines = [_fill(rng.choices(templates, weights)[0], rng) for _ in range(5000)]
     ts = [rng.choice([None, 1.7e9 + i]) for i in range(len(lines))]
-    seen: list[Any] = []
-    read_run = groups.read_run
-
-    def spy(*args: Any) -> Any:
-        got = read_run(*args)
-        seen.append(got)
-        return got
-
-    groups.read_run = spy
-    try:
+    with _runs_read() as seen:
         for p in builtins:
             if p.name in ("xgboost", "lightgbm"):
                 grouped = _records(p, lines, {3, 5, 700}, ts)
                 with _reading("lines"):
                     assert grouped == _records(p, lines, {3, 5, 700}, ts), p.name
-    finally:
-        groups.read_run = read_run
     assert seen and all(got is not None for got in seen)
 
 
@@ -439,18 +446,7 @@ def test_groups_and_single_lines_of_one_run_mix(builtins: list[DeclarativeParser
     for e in range(1, 12):
         lines.append(f"Iteration {e}, loss = 0.{e:08d}")
         lines.append(f"Validation score: 0.{e:06d}")
-    seen: list[Any] = []
-    read_run = groups.read_run
-
-    def spy(*args: Any) -> Any:
-        got = read_run(*args)
-        seen.append(got)
-        return got
-
-    groups.read_run = spy
-    try:
+    with _runs_read() as seen:
         for p in builtins:
             _three_ways(p, lines, set(), None)
-    finally:
-        groups.read_run = read_run
     assert any(got is not None for got in seen)

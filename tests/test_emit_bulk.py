@@ -46,6 +46,18 @@ def _lines(draw: Any) -> dict[str, Any]:
     }
 
 
+def _by_rows(rows: MetricRows, line: dict[str, Any]) -> None:
+    rows.line(
+        line["emits"],
+        line["values"],
+        line["offset"],
+        line["step"],
+        line["epoch"],
+        line["ts"],
+        line["sub"],
+    )
+
+
 def _by_calls(out: Emitter, line: dict[str, Any]) -> None:
     for key, k in line["emits"]:
         out.metric(
@@ -94,15 +106,7 @@ def test_rows_equal_one_call_per_value(batches: list[list[dict[str, Any]]], clai
                 if line["by_call"]:
                     _by_calls(out, line)
                 else:
-                    rows.line(
-                        line["emits"],
-                        line["values"],
-                        line["offset"],
-                        line["step"],
-                        line["epoch"],
-                        line["ts"],
-                        line["sub"],
-                    )
+                    _by_rows(rows, line)
             rows.close()
         if layout == METRIC_COLUMNS:
             assert _state(out) == _state(reference)
@@ -262,15 +266,7 @@ def test_arrow_rows_equal_one_call_per_value_in_order(
             elif line["by_call"]:
                 _by_calls(out, line)
             else:
-                rows.line(
-                    line["emits"],
-                    line["values"],
-                    line["offset"],
-                    line["step"],
-                    line["epoch"],
-                    line["ts"],
-                    line["sub"],
-                )
+                _by_rows(rows, line)
         rows.close()
     assert len(out.metrics) == len(reference.metrics)
     assert _state(out) == _state(reference)  # ``data`` folds the chunks in where they came
