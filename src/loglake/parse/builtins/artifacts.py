@@ -89,6 +89,17 @@ _LITERAL_DIGIT_RE = re.compile(rb"[sShHfF\xbf]0")  # \xbf: the last byte of UTF-
 
 def announced(msg: str) -> tuple[str, str] | None:
     """``(path, kind)`` of the file a log message says was written, or None."""
+    got = _shape_reading(msg)
+    if got is _EACH_LINE:
+        got = _reading(msg)
+    if got is None:
+        return None
+    start, end, kind = got
+    return msg[start:end], kind
+
+
+def _shape_reading(msg: str) -> _Reading | None:
+    """``_reading`` of ``msg``'s shape (cached), or ``_EACH_LINE``."""
     shape = shape_of(msg)
     got = _READINGS.get(shape, _UNSEEN)
     if got is _UNSEEN:
@@ -96,12 +107,7 @@ def announced(msg: str) -> tuple[str, str] | None:
         if len(_READINGS) >= _READINGS_SIZE:
             _READINGS.clear()
         _READINGS[shape] = got
-    if got is _EACH_LINE:
-        got = _reading(msg)
-    if got is None:
-        return None
-    start, end, kind = got
-    return msg[start:end], kind
+    return got
 
 
 def _reading(msg: str) -> _Reading | None:
@@ -222,12 +228,9 @@ def _span_in_line(text: str, msg: str) -> _Reading | None:
     serves every line of the shape whose message starts at the same place), or
     ``_EACH_LINE`` when its lines must be read one by one."""
     stripped = msg.strip()
-    shape = shape_of(stripped)
-    if _LITERAL_DIGIT_RE.search(shape):
-        return _EACH_LINE
-    got = _reading(stripped)
-    if got is None:
-        return None
+    got = _shape_reading(stripped)
+    if got is None or got is _EACH_LINE:
+        return got
     at = len(text) - len(msg.lstrip())  # where ``stripped`` starts in the line
     return got[0] + at, got[1] + at, got[2]
 
