@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 from loglake.parse.kv import Span
 from loglake.parse.shape_groups import DictFixed, Fixed
-from loglake.parse.values import shape_of
 
 _RUN_RE = re.compile(r"[0-9]+")
 _ESCAPE = str.maketrans({c: "\\" + c for c in "\\.^$|?*+()[]{}"})
@@ -42,21 +41,11 @@ class Family(NamedTuple):
     epoch_at: str | None
 
 
-_FAMILIES: dict[bytes, tuple[Any, Family] | None] = {}
-_FAMILIES_SIZE = 4096
-
-
 def family_of(reading: Fixed | DictFixed, text: str) -> tuple[Any, Family] | None:
     """The family of ``text``'s shape (``reading`` its reading): a key equal for every shape
     of the family read the same way, and how to read it; None when its numbers cannot be
-    told apart by runs of digits. Worked out once per shape."""
-    shape = shape_of(text)
-    got = _FAMILIES.get(shape, _FAMILIES)
-    if got is _FAMILIES:
-        if len(_FAMILIES) >= _FAMILIES_SIZE:
-            _FAMILIES.clear()
-        got = _FAMILIES[shape] = _family(reading, text)
-    return got  # type: ignore[return-value]
+    told apart by runs of digits."""
+    return _family(reading, text)
 
 
 def _family(reading: Fixed | DictFixed, text: str) -> tuple[Any, Family] | None:
