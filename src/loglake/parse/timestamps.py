@@ -256,9 +256,7 @@ def message_at(text: str) -> int:
     """Where ``split_log_prefix(text)``'s message starts in ``text`` (the message is
     ``text[message_at(text):]``), without computing the timestamp: only whether the
     stamp is a valid date (that decides the split) is read."""
-    how = _SPLITS.get(shape_of(text), _NEW) if len(text) <= _SPLIT_CHARS else None
-    if how is _NEW:
-        how = shape_split(text)
+    how = shape_split(text)
     if how is not None and dated_as(text, how):
         return how.message_at  # type: ignore[no-any-return]
     return len(text) - len(_split_afresh(text, how)[2])
