@@ -60,14 +60,13 @@ def walk_shapes(
     import pyarrow as pa
 
     saved = copy.deepcopy(state)
-    errors = len(out.errors)
+    errors = out.errors.mark()
     try:
         _walk(batch, state, out, rows, candidates, shapes, read, read_fixed, context_mask)
     except (_Unfit, pa.ArrowException, OverflowError):  # a value Arrow cannot hold
         state.clear()
         state.update(saved)
-        for values in out.errors.data.values():
-            del values[errors:]
+        out.errors.truncate(errors)
         return False
     return True
 
