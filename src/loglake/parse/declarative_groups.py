@@ -41,6 +41,7 @@ from loglake.parse.declarative_shapes import (
     run_plan,
 )
 from loglake.parse.shape_columns import Scatter, arange, floats, ints
+from loglake.parse.shape_groups import PLAIN_FORMS, slice_at
 from loglake.parse.values import to_number
 
 #: a shape with fewer lines in the run is read line by line (an Arrow call costs 5-30 µs)
@@ -50,7 +51,6 @@ MIN_GROUP = 64
 MIN_RUN = 1024
 #: a run with less of its lines in groups of MIN_GROUP is read line by line by the caller
 MIN_GROUPED = 0.75
-_PLAIN = frozenset("0123456789.-+eE")  # Arrow casts such texts as float() reads them
 _STEP, _EPOCH = "step", "epoch"
 
 
@@ -229,14 +229,14 @@ def _column(piece: Any, conv: Any, lines: Any) -> Any:
     Python value), or None when no line has one."""
     if piece[0] == CONST:
         return conv(piece[1]) if piece[1] is not None else None
-    texts = pc.binary_slice(lines, piece[1], piece[2]).view(pa.string())
+    texts = slice_at(lines, (piece[1], piece[2]))
     if conv is int:
         got = ints(texts)
         if got is None:
             raise _Unfit("a step too wide for int64")
         return got
     # a shape's lines share their non-digit characters: the first one tells them all
-    return floats(texts, _PLAIN.issuperset(texts[0].as_py()))
+    return floats(texts, PLAIN_FORMS.issuperset(texts[0].as_py()))
 
 
 def _counter(how: int, piece: Any, lines: Any) -> tuple[Any, bool]:
@@ -252,7 +252,7 @@ def _keys(piece: Any, lines: Any, out: _Rows) -> Any:
     """Key ids per line (Arrow int32), or one key id for a fixed key."""
     if piece[0] == CONST:
         return out.key_id(piece[1])
-    texts = pc.binary_slice(lines, piece[1], piece[2]).view(pa.string())
+    texts = slice_at(lines, (piece[1], piece[2]))
     enc = pc.dictionary_encode(texts)
     fmt = piece[3] if piece[0] == FORMAT else "%s"
     table = [out.key_id(fmt % t) for t in enc.dictionary.to_pylist()]

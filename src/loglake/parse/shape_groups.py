@@ -149,14 +149,15 @@ def _read(text: str) -> Fixed | DictFixed | str | None:
     return fixed if text.isascii() else fixed._replace(bytes_at=_in_bytes(fixed, text))
 
 
-_PLAIN_FORMS = frozenset("0123456789.-+eE")
+#: a number spelled only with these is cast by Arrow as ``float()`` reads it
+PLAIN_FORMS = frozenset("0123456789.-+eE")
 
 
 def plain(text: str, nums: tuple[Span, ...]) -> tuple[bool, ...]:
     """Per number of ``text``, whether it is spelled in digits, sign, point and exponent
     only (Arrow's cast reads it as ``float()`` does; ``nan``, ``inf`` go through
     ``float()``): the same for every line of the shape, and of its family."""
-    return tuple([_PLAIN_FORMS.issuperset(text[a:b]) for a, b in nums])
+    return tuple([PLAIN_FORMS.issuperset(text[a:b]) for a, b in nums])
 
 
 def _in_bytes(reading: Any, text: str) -> Any:
