@@ -89,8 +89,11 @@ class DirectTable:
             # partition column that the file leaves out.
             rows = sort_rows(self.name, part)
             name = f"{stem}.{i}.parquet"
-            pq.write_table(rows, entry / name, **parquet_options(self.name))
-            meta = pq.read_metadata(entry / name)
+            written: list[pq.FileMetaData] = []  # the writer's own footer: no read-back
+            pq.write_table(
+                rows, entry / name, metadata_collector=written, **parquet_options(self.name)
+            )
+            meta = written[0]
             folder = "".join(f"{k}={v}/" for k, v in values.items())
             add = {
                 "path": f"{folder}part-00000-{uuid.uuid4()}-c000.zstd.parquet",
