@@ -27,6 +27,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from loglake.index.job import ChunkResult
+from loglake.lake.checkpoint import pid_alive
 
 #: chunks whose tables hold fewer bytes than this are pickled into the queue
 SPOOL_MIN_BYTES = 256 << 10
@@ -56,19 +57,9 @@ def make_spool() -> Path:
     root = spool_root()
     for old in root.glob(f"{_PREFIX}*"):
         pid = old.name[len(_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=root))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process
-    return True
 
 
 def pack(chunk: ChunkResult, spool: Path | None, seq: int) -> ChunkResult | Spooled:

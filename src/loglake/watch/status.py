@@ -27,6 +27,7 @@ from typing import Any
 
 from loglake.config import Config, parse_duration
 from loglake.errors import ExitCode, LoglakeError
+from loglake.lake.checkpoint import pid_alive
 
 STATUS_FILE = "watch-status.json"
 VERSION = 1
@@ -55,16 +56,6 @@ def read_status(state_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) and doc.get("version") == VERSION else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def lock_held(state_dir: Path) -> bool | None:
@@ -145,7 +136,7 @@ def health(
     state = doc.get("state")
     if state != "running":
         return False, f"daemon is {state}"
-    if doc.get("host") == socket.gethostname() and not _pid_alive(int(doc.get("pid") or 0)):
+    if doc.get("host") == socket.gethostname() and not pid_alive(int(doc.get("pid") or 0)):
         return False, f"daemon process {doc.get('pid')} is gone (killed?)"
     if state_dir is not None and lock_held(state_dir) is False:
         return False, f"no process holds the lock of state dir {state_dir} (daemon gone?)"
