@@ -421,9 +421,8 @@ class DeclarativeParser:
             if section is None or (section.end is not None and section.end(text)):
                 st["sec"] = sec = None
         opened = False
-        tables, mark = self._tables, self._mark_framework
         if st["tab"] is None or not table_row(
-            tables, text, raw, offset, ts, st, out, claimed, mark
+            self._tables, text, raw, offset, ts, st, out, claimed, self._mark_framework
         ):
             for start_gate, s in self._starts:
                 if (start_gate is None or start_gate(text)) and s.start(text):
